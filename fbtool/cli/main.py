@@ -1,0 +1,44 @@
+"""The ``fbtool`` command: a thin layer over the library."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .. import __version__
+from ..errors import ModelError
+from . import inspect_cmd
+
+EXIT_OK, EXIT_FINDING, EXIT_ERROR = 0, 1, 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="fbtool", description="Inspect and patch TensorFlow Lite flatbuffers.")
+    ap.add_argument("--version", action="version", version=f"fbtool {__version__}")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    inspect_cmd.add_parser(sub)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    target = getattr(args, "model", "")
+    try:
+        return args.run(args, sys.stdout)
+    except ModelError as e:
+        return _error(f"{target}: {e}")
+    except BrokenPipeError:
+        sys.stderr.close()  # the reader went away (e.g. `| head`): not an error worth a word
+        return EXIT_OK
+    except (MemoryError, RecursionError) as e:
+        return _error(f"{target}: out of resources reading the model ({type(e).__name__})")
+    except Exception as e:  # a bug in fbtool: still one line, clearly marked
+        return _error(f"{target}: internal error: {type(e).__name__}: {e} (please report this)")
+
+
+def _error(msg: str) -> int:
+    print(f"fbtool: error: {msg}", file=sys.stderr)
+    return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,264 @@
+"""The lazy, zero-copy TFLite model reader.
+
+``open_model(path)`` maps the file, verifies it (see :mod:`.structure` and
+:mod:`.checks`) and hands out light objects that read fields on demand. Weight
+bytes are never read: buffers are reported as :class:`Span` (offset, size).
+"""
+from __future__ import annotations
+
+import mmap
+import os
+from dataclasses import dataclass
+from functools import cached_property
+
+from .. import data
+from ..errors import ModelError
+from .schema import load_schema
+from .structure import verify_buffer
+from .table import Span, Table
+
+SCHEMA = load_schema("tflite")
+_BUILTIN = SCHEMA.enum_names["BuiltinOperator"]
+_TYPES = SCHEMA.enum_names["TensorType"]
+CUSTOM = SCHEMA.enums["BuiltinOperator"]["CUSTOM"]
+TYPE_BITS: dict[str, int | None] = data.load("tensor_types")["bits"]
+
+
+def dtype_name(code: int) -> str:
+    """``float32`` for TensorType 0; ``type_99`` for codes newer than the schema."""
+    name = _TYPES.get(code)
+    return name.lower() if name else f"type_{code}"
+
+
+@dataclass(frozen=True)
+class OpCode:
+    index: int
+    code: int            # max(deprecated_builtin_code, builtin_code)
+    name: str            # BuiltinOperator name, the custom code, or BUILTIN_<n> if unknown
+    kind: str            # builtin | flex | custom
+    version: int
+    custom_code: str | None
+
+    @classmethod
+    def from_table(cls, index: int, t: Table) -> "OpCode":
+        code = max(t.get("deprecated_builtin_code"), t.get("builtin_code"))
+        custom = t.get("custom_code")
+        if code == CUSTOM:
+            custom = custom or ""
+            kind = "flex" if custom.startswith("Flex") else "custom"
+            name = custom or "CUSTOM"
+        else:
+            kind, name = "builtin", _BUILTIN.get(code, f"BUILTIN_{code}")
+        return cls(index, code, name, kind, t.get("version"), custom)
+
+
+@dataclass(frozen=True)
+class Buffer:
+    index: int
+    data: Span | None       # inline bytes inside the flatbuffer
+    external: Span | None   # Buffer.offset/size: bytes elsewhere in the file
+
+    @property
+    def size(self) -> int:
+        span = self.data or self.external
+        return span.size if span else 0
+
+
+class Tensor:
+    __slots__ = ("index", "t", "_shape")
+
+    def __init__(self, index: int, t: Table):
+        self.index = index
+        self.t = t
+        self._shape = None
+
+    name = property(lambda self: self.t.get("name", ""))
+    type_code = property(lambda self: self.t.get("type"))
+    dtype = property(lambda self: dtype_name(self.t.get("type")))
+    buffer = property(lambda self: self.t.get("buffer"))
+    is_variable = property(lambda self: self.t.get("is_variable"))
+    has_shape = property(lambda self: self.t.has("shape"))
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        if self._shape is None:
+            self._shape = self.t.get("shape", ())
+        return self._shape
+
+    @property
+    def shape_signature(self) -> tuple[int, ...]:
+        """The shape with -1 for dynamic dimensions (the shape itself when absent)."""
+        return self.t.get("shape_signature") or self.shape
+
+    @property
+    def quantization(self) -> Table | None:
+        return self.t.get("quantization")
+
+    @property
+    def sparsity(self) -> Table | None:
+        return self.t.get("sparsity")
+
+    def num_elements(self) -> int:
+        n = 1
+        for d in self.shape:
+            n *= d
+        return n
+
+
+class Operator:
+    __slots__ = ("index", "t", "opcode")
+
+    def __init__(self, index: int, t: Table, opcode: OpCode | None):
+        self.index = index
+        self.t = t
+        self.opcode = opcode
+
+    opcode_index = property(lambda self: self.t.get("opcode_index"))
+    inputs = property(lambda self: self.t.get("inputs", ()))
+    outputs = property(lambda self: self.t.get("outputs", ()))
+    intermediates = property(lambda self: self.t.get("intermediates", ()))
+
+    @property
+    def options(self) -> Table | None:
+        """The builtin options table (either union), or None."""
+        return self.t.get("builtin_options") or self.t.get("builtin_options_2")
+
+    @property
+    def custom_options(self) -> Span | None:
+        """Where the custom options bytes are (inline or large, out of line)."""
+        size = self.t.get("large_custom_options_size")
+        if size:
+            return Span(self.t.get("large_custom_options_offset"), size)
+        return self.t.get("custom_options")
+
+
+class SubGraph:
+    def __init__(self, index: int, t: Table, model: "Model"):
+        self.index = index
+        self.t = t
+        self.model = model
+
+    name = property(lambda self: self.t.get("name", ""))
+    inputs = property(lambda self: self.t.get("inputs", ()))
+    outputs = property(lambda self: self.t.get("outputs", ()))
+
+    @cached_property
+    def tensors(self) -> list[Tensor]:
+        return [Tensor(i, t) for i, t in enumerate(self.t.get("tensors", []))]
+
+    @cached_property
+    def operators(self) -> list[Operator]:
+        codes = self.model.operator_codes
+        ops = []
+        for i, t in enumerate(self.t.get("operators", [])):
+            k = t.get("opcode_index")
+            ops.append(Operator(i, t, codes[k] if k < len(codes) else None))
+        return ops
+
+
+@dataclass(frozen=True)
+class Signature:
+    key: str
+    subgraph: int
+    inputs: dict[str, int]    # name -> tensor index in that subgraph
+    outputs: dict[str, int]
+
+
+class Model:
+    """A verified TFLite model, read lazily from a memory map.
+
+    Use as a context manager, or call :meth:`close`.
+    """
+
+    def __init__(self, path: str, buf, size: int, extent: int):
+        self.path = path
+        self.buf = buf
+        self.size = size
+        self.flatbuffer_extent = extent   # bytes the flatbuffer itself spans
+        self.root = Table(buf, int.from_bytes(buf[0:4], "little"), SCHEMA.tables["Model"], SCHEMA)
+
+    def __enter__(self) -> "Model":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for name in ("subgraphs", "operator_codes", "buffers"):
+            self.__dict__.pop(name, None)
+        if isinstance(self.buf, mmap.mmap):
+            self.buf.close()
+
+    version = property(lambda self: self.root.get("version"))
+    description = property(lambda self: self.root.get("description", ""))
+
+    @cached_property
+    def operator_codes(self) -> list[OpCode]:
+        return [OpCode.from_table(i, t) for i, t in enumerate(self.root.get("operator_codes", []))]
+
+    @cached_property
+    def subgraphs(self) -> list[SubGraph]:
+        return [SubGraph(i, t, self) for i, t in enumerate(self.root.get("subgraphs", []))]
+
+    @cached_property
+    def buffers(self) -> list[Buffer]:
+        out = []
+        for i, t in enumerate(self.root.get("buffers", [])):
+            data = t.get("data")
+            offset = t.get("offset")
+            external = Span(offset, t.get("size")) if offset > 1 else None
+            out.append(Buffer(i, data, external))
+        return out
+
+    @cached_property
+    def metadata(self) -> list[tuple[str, int]]:
+        """(name, buffer index) for each Model.metadata entry."""
+        return [(t.get("name", ""), t.get("buffer")) for t in self.root.get("metadata", [])]
+
+    @cached_property
+    def signatures(self) -> list[Signature]:
+        sigs = []
+        for t in self.root.get("signature_defs", []):
+            maps = [{m.get("name", ""): m.get("tensor_index") for m in t.get(side, [])} for side in ("inputs", "outputs")]
+            sigs.append(Signature(t.get("signature_key", ""), t.get("subgraph_index"), *maps))
+        return sigs
+
+    def read(self, span: Span, limit: int | None = None) -> bytes:
+        """Copy out (at most ``limit`` bytes of) a span: only for small things."""
+        end = span.offset + (span.size if limit is None else min(span.size, limit))
+        return bytes(self.buf[span.offset:end])
+
+    def buffer_bytes(self, index: int, limit: int | None = None) -> bytes:
+        buf = self.buffers[index]
+        span = buf.data or buf.external
+        return self.read(span, limit) if span else b""
+
+
+def open_model(path: str | os.PathLike, verify: bool = True) -> Model:
+    """Map and verify a .tflite file.
+
+    The bounds part of verification (FlatBuffer structure, index ranges, data
+    extents) always runs; ``verify=False`` skips the semantic part. Raises
+    :class:`ModelError` with a one-line description of the first problem.
+    """
+    from .checks import check_bounds, check_semantics
+
+    path = os.fspath(path)
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size == 0:
+                raise ModelError("empty file")
+            buf = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    except OSError as e:
+        raise ModelError(e.strerror or str(e)) from None
+    try:
+        extent = verify_buffer(buf, SCHEMA)
+        model = Model(path, buf, size, extent)
+        check_bounds(model)
+        if verify:
+            check_semantics(model)
+    except BaseException:
+        buf.close()
+        raise
+    return model

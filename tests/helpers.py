@@ -1,0 +1,36 @@
+"""Shared test helpers: run the real CLI, and build broken models from fixtures."""
+import os
+import subprocess
+import sys
+
+from conftest import FIXTURES, ROOT
+
+
+def run_fbtool(*args, env=None, timeout=60):
+    """Run ``python -m fbtool ARGS`` as a user would; return the CompletedProcess."""
+    full_env = {**os.environ, **(env or {})}
+    full_env["PYTHONPATH"] = str(ROOT) + os.pathsep + full_env.get("PYTHONPATH", "")
+    return subprocess.run([sys.executable, "-m", "fbtool", *map(str, args)], capture_output=True, text=True,
+                          env=full_env, timeout=timeout)
+
+
+def mutated(tmp_path, fixture, change, name="bad.tflite"):
+    """Write ``fixture`` re-packed through LiteRT's object API after ``change(model)``."""
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray((FIXTURES / fixture).read_bytes()))
+    change(model)
+    out = tmp_path / name
+    out.write_bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+    return out
+
+
+def litert_loads(path) -> bool:
+    """Does LiteRT's own interpreter load and allocate the model? Run apart: models are programs."""
+    code = ("import sys; from ai_edge_litert.interpreter import Interpreter\n"
+            "i = Interpreter(model_path=sys.argv[1]); i.allocate_tensors()")
+    try:
+        r = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        return False
+    return r.returncode == 0
