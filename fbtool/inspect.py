@@ -168,7 +168,8 @@ def _largest(subgraphs: list[dict]) -> list[dict]:
     consts = [(t["bytes"], sg["index"], t) for sg in subgraphs for t in sg["tensors"] if t["bytes"]]
     consts.sort(key=lambda c: (-c[0], c[1], c[2]["index"]))
     return [
-        {"subgraph": si, "tensor": t["index"], "name": t["name"], "dtype": t["dtype"], "shape": t["shape"], "bytes": n}
+        {"subgraph": si, "tensor": t["index"], "name": t["name"], "dtype": t["dtype"], "shape": t["shape"], "bytes": n,
+         **({"sparse": True} if t.get("sparse") else {})}
         for n, si, t in consts[:LARGEST]
     ]
 

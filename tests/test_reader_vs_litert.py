@@ -19,8 +19,12 @@ def _list(value):
 
 
 def test_reader_matches_flatbuffer_utils(fixture_model):
-    ref = flatbuffer_utils.convert_bytearray_to_object(bytearray(fixture_model.read_bytes()))
-    with open_model(fixture_model) as m:
+    assert_same_as_litert(fixture_model)
+
+
+def assert_same_as_litert(path):
+    ref = flatbuffer_utils.convert_bytearray_to_object(bytearray(path.read_bytes()))
+    with open_model(path) as m:
         assert m.version == ref.version
         assert m.description == _s(ref.description)
         assert [(oc.code, _s(oc.custom_code) or None, oc.version) for oc in m.operator_codes] == [

@@ -123,7 +123,8 @@ def render(doc: dict, s: Style, ops: bool = False, tensors: bool = False) -> lis
     if doc["largest_constants"]:
         lines.append("  largest constants:")
         for t in doc["largest_constants"]:
-            lines.append(f"  {_size(t['bytes']):>10}  {t['name']}  {t['dtype']}{_shape({'shape_signature': [], **t})}")
+            sparse = "  (sparse)" if t.get("sparse") else ""
+            lines.append(f"  {_size(t['bytes']):>10}  {t['name']}  {t['dtype']}{_shape({'shape_signature': [], **t})}{sparse}")
     if doc["metadata"]:
         lines.append("")
         lines.append(s("Metadata", "bold"))
