@@ -23,8 +23,8 @@ def add_parser(sub) -> None:
 def run(args, out) -> int:
     doc = inspect_model(args.model, verify=not args.no_verify, sha256=not args.no_hash)
     if args.json:
-        json.dump(doc, out, indent=1)
-        out.write("\n")
+        # json.dumps without indent is the C encoder; json.dump and indent fall back to pure Python.
+        out.write(json.dumps(doc) + "\n")
     else:
         out.write("\n".join(render(doc, Style(out), args.ops, args.tensors)) + "\n")
     return 0

@@ -65,25 +65,23 @@ class Buffer:
 
 
 class Tensor:
-    __slots__ = ("index", "t", "_shape")
+    """One tensor; the fields every pass needs are decoded once, the rest on demand."""
+    __slots__ = ("index", "t", "name", "type_code", "buffer", "shape", "is_variable", "_sparsity")
 
     def __init__(self, index: int, t: Table):
+        get = t.get
         self.index = index
         self.t = t
-        self._shape = None
-
-    name = property(lambda self: self.t.get("name", ""))
-    type_code = property(lambda self: self.t.get("type"))
-    dtype = property(lambda self: dtype_name(self.t.get("type")))
-    buffer = property(lambda self: self.t.get("buffer"))
-    is_variable = property(lambda self: self.t.get("is_variable"))
-    has_shape = property(lambda self: self.t.has("shape"))
+        self.name: str = get("name", "")
+        self.type_code: int = get("type")
+        self.buffer: int = get("buffer")
+        self.shape: tuple[int, ...] = get("shape", ())
+        self.is_variable: bool = get("is_variable")
+        self._sparsity = False
 
     @property
-    def shape(self) -> tuple[int, ...]:
-        if self._shape is None:
-            self._shape = self.t.get("shape", ())
-        return self._shape
+    def dtype(self) -> str:
+        return dtype_name(self.type_code)
 
     @property
     def shape_signature(self) -> tuple[int, ...]:
@@ -96,7 +94,9 @@ class Tensor:
 
     @property
     def sparsity(self) -> Table | None:
-        return self.t.get("sparsity")
+        if self._sparsity is False:
+            self._sparsity = self.t.get("sparsity")
+        return self._sparsity
 
     def num_elements(self) -> int:
         n = 1
@@ -106,22 +106,29 @@ class Tensor:
 
 
 class Operator:
-    __slots__ = ("index", "t", "opcode")
+    """One operator; opcode, inputs and outputs decoded once, the rest on demand."""
+    __slots__ = ("index", "t", "opcode_index", "opcode", "inputs", "outputs", "_options")
 
-    def __init__(self, index: int, t: Table, opcode: OpCode | None):
+    def __init__(self, index: int, t: Table, codes: list["OpCode"]):
+        get = t.get
         self.index = index
         self.t = t
-        self.opcode = opcode
+        self.opcode_index: int = get("opcode_index")
+        self.opcode: OpCode | None = codes[self.opcode_index] if self.opcode_index < len(codes) else None
+        self.inputs: tuple[int, ...] = get("inputs", ())
+        self.outputs: tuple[int, ...] = get("outputs", ())
+        self._options = False
 
-    opcode_index = property(lambda self: self.t.get("opcode_index"))
-    inputs = property(lambda self: self.t.get("inputs", ()))
-    outputs = property(lambda self: self.t.get("outputs", ()))
-    intermediates = property(lambda self: self.t.get("intermediates", ()))
+    @property
+    def intermediates(self) -> tuple[int, ...]:
+        return self.t.get("intermediates", ())
 
     @property
     def options(self) -> Table | None:
         """The builtin options table (either union), or None."""
-        return self.t.get("builtin_options") or self.t.get("builtin_options_2")
+        if self._options is False:
+            self._options = self.t.get("builtin_options") or self.t.get("builtin_options_2")
+        return self._options
 
     @property
     def custom_options(self) -> Span | None:
@@ -149,11 +156,7 @@ class SubGraph:
     @cached_property
     def operators(self) -> list[Operator]:
         codes = self.model.operator_codes
-        ops = []
-        for i, t in enumerate(self.t.get("operators", [])):
-            k = t.get("opcode_index")
-            ops.append(Operator(i, t, codes[k] if k < len(codes) else None))
-        return ops
+        return [Operator(i, t, codes) for i, t in enumerate(self.t.get("operators", []))]
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,11 @@ class Field:
     target: str = ""     # table name (table, vector of tables) or union name
     elem: str = ""       # vector element kind: scalar | string | table
     enum: str = ""       # enum name for enum-typed scalars and vectors
+    unpack: object = None  # struct unpack_from of a scalar field
+
+    def __post_init__(self):
+        if self.kind == "scalar":
+            object.__setattr__(self, "unpack", struct.Struct("<" + self.fmt).unpack_from)
 
 
 @dataclass

@@ -22,17 +22,31 @@ MAX_TABLES = 1_000_000
 _U32 = struct.Struct("<I").unpack_from
 _I32 = struct.Struct("<i").unpack_from
 _U16x2 = struct.Struct("<HH").unpack_from
+_VECTOR_FORMATS: dict[tuple[int, str], object] = {}
+
+
+def unpack_vector(n: int, fmt: str):
+    """``struct.unpack_from`` for ``n`` little-endian ``fmt`` items, cached for small ``n``."""
+    key = (n, fmt)
+    unpack = _VECTOR_FORMATS.get(key)
+    if unpack is None:
+        unpack = struct.Struct(f"<{n}{fmt}").unpack_from
+        if n <= 64:  # vtables, shapes and operand lists repeat; keep their Structs
+            _VECTOR_FORMATS[key] = unpack
+    return unpack
 
 
 def _where(path) -> str:
     parts = []
     while path:
         path, name = path
-        parts.append(name)
+        parts.append(f"[{name}]" if isinstance(name, int) else name)
     return "".join(reversed(parts)).lstrip(".")
 
 
 class _Verifier:
+    """Each check has an inline fast path; the slow path (``check``, ``offset``) names the failure."""
+
     def __init__(self, buf, schema: Schema, limit: int):
         self.buf = buf
         self.n = limit
@@ -49,32 +63,38 @@ class _Verifier:
             self.fail(f"{what} out of bounds (file is {self.n} bytes)", path, pos)
         if pos % align:
             self.fail(f"{what} misaligned", path, pos)
-        if pos + size > self.extent:
-            self.extent = pos + size
 
     def offset(self, at: int, path) -> int:
         """Follow the uoffset stored at ``at``; return the absolute target."""
-        self.check(at, 4, 4, "offset", path)
+        if at & 3 or at + 4 > self.n:
+            self.check(at, 4, 4, "offset", path)
         o = _U32(self.buf, at)[0]
         if o == 0 or o >= 0x80000000:
             self.fail(f"invalid offset {o}", path, at)
-        target = at + o
-        self.check(target, 1, 1, "offset target", path)
-        return target
+        if at + o >= self.n:
+            self.check(at + o, 1, 1, "offset target", path)
+        return at + o
 
     def vector_len(self, pos: int, elem_size: int, path) -> int:
-        self.check(pos, 4, 4, "vector length", path)
+        if pos & 3 or pos + 4 > self.n:
+            self.check(pos, 4, 4, "vector length", path)
         count = _U32(self.buf, pos)[0]
         if count > (self.n - pos - 4) // elem_size:
             self.fail(f"vector of {count} elements of {elem_size} bytes overruns the file", path, pos)
+        end = pos + 4 + count * elem_size
+        if end > self.extent:
+            self.extent = end
         return count
 
     def string(self, pos: int, path) -> int:
         count = self.vector_len(pos, 1, path)
         end = pos + 4 + count
-        self.check(end, 1, 1, "string terminator", path)
+        if end >= self.n:
+            self.check(end, 1, 1, "string terminator", path)
         if self.buf[end] != 0:
             self.fail("string not NUL-terminated", path, pos)
+        if end + 1 > self.extent:
+            self.extent = end + 1
         return count + 5
 
     def table(self, pos: int, tdef: TableDef, path, depth: int) -> int:
@@ -87,66 +107,70 @@ class _Verifier:
             self.fail(f"nesting deeper than {MAX_DEPTH}", path, pos)
         if len(memo) >= MAX_TABLES:
             self.fail(f"more than {MAX_TABLES} tables", path, pos)
-        self.check(pos, 4, 4, f"{tdef.name} table", path)
-        vt = pos - _I32(self.buf, pos)[0]
-        self.check(vt, 4, 2, f"{tdef.name} vtable", path)
-        vt_size, obj_size = _U16x2(self.buf, vt)
+        buf, n = self.buf, self.n
+        if pos & 3 or pos + 4 > n:
+            self.check(pos, 4, 4, f"{tdef.name} table", path)
+        vt = pos - _I32(buf, pos)[0]
+        if vt & 1 or vt < 0 or vt + 4 > n:
+            self.check(vt, 4, 2, f"{tdef.name} vtable", path)
+        vt_size, obj_size = _U16x2(buf, vt)
         if vt_size & 1 or vt_size < 4:
             self.fail(f"{tdef.name} vtable size {vt_size} invalid", path, vt)
-        self.check(vt, vt_size, 2, f"{tdef.name} vtable", path)
+        if vt + vt_size > n:
+            self.check(vt, vt_size, 2, f"{tdef.name} vtable", path)
         if obj_size < 4:
             self.fail(f"{tdef.name} table size {obj_size} invalid", path, pos)
-        self.check(pos, obj_size, 4, f"{tdef.name} table", path)
-        slots = struct.unpack_from(f"<{(vt_size - 4) // 2}H", self.buf, vt + 4)
-        for slot, (field_off, size) in enumerate(zip(slots, tdef.slot_sizes)):
+        if pos + obj_size > n:
+            self.check(pos, obj_size, 4, f"{tdef.name} table", path)
+        end = max(pos + obj_size, vt + vt_size)
+        if end > self.extent:
+            self.extent = end
+        slots = unpack_vector((vt_size - 4) // 2, "H")(buf, vt + 4)
+        for field_off, size in zip(slots, tdef.slot_sizes):
             if field_off and (field_off + size > obj_size or (pos + field_off) % size):
-                self.fail(f"{tdef.name} field {slot} at {field_off} outside its {obj_size}-byte table or misaligned", path, pos)
+                self.fail(f"{tdef.name} field at {field_off} outside its {obj_size}-byte table or misaligned",
+                          path, pos)
         expanded = obj_size
+        nslots = len(slots)
         for f in tdef.refs:
-            field_off = slots[f.slot] if f.slot < len(slots) else 0
+            field_off = slots[f.slot] if f.slot < nslots else 0
             if not field_off:
                 continue
             fpath = (path, "." + f.name)
             target = self.offset(pos + field_off, fpath)
-            if f.kind == "union":
+            kind = f.kind
+            if kind == "string":
+                expanded += self.string(target, fpath)
+            elif kind == "table":
+                expanded += self.table(target, self.schema.tables[f.target], fpath, depth + 1)
+            elif kind == "union":
                 # The union's type byte sits in the slot before its value (see schema.py).
                 type_off = slots[f.slot - 1]
-                code = self.buf[pos + type_off] if type_off else 0
-                expanded += self.union(target, f, code, fpath, depth)
+                member = self.schema.unions[f.target].get(buf[pos + type_off] if type_off else 0)
+                if member is not None:  # unknown or NONE: the C++ verifier accepts it unread
+                    expanded += self.table(target, self.schema.tables[member], (fpath, f"<{member}>"), depth + 1)
             else:
-                expanded += self.ref(target, f, fpath, depth)
+                expanded += self.vector(target, f, fpath, depth)
         memo[key] = expanded
         return expanded
-
-    def ref(self, target: int, f, path, depth: int) -> int:
-        kind = f.kind
-        if kind == "string":
-            return self.string(target, path)
-        if kind == "table":
-            return self.table(target, self.schema.tables[f.target], path, depth + 1)
-        return self.vector(target, f, path, depth)
-
-    def union(self, target: int, f, code: int, path, depth: int) -> int:
-        member = self.schema.unions[f.target].get(code)
-        if member is None:  # unknown or NONE: the C++ verifier accepts it unread
-            return 0
-        return self.table(target, self.schema.tables[member], (path, f"<{member}>"), depth + 1)
 
     def vector(self, pos: int, f, path, depth: int) -> int:
         if f.elem == "scalar":
             size = struct.calcsize(f.fmt)
-            count = self.vector_len(pos, size, path)
-            self.check(pos, 4 + size * count, 4, "vector", path)
-            return 4 + size * count
+            return 4 + size * self.vector_len(pos, size, path)
         count = self.vector_len(pos, 4, path)
         total = 4 + 4 * count
-        for i in range(count):
-            epath = (path, f"[{i}]")
-            target = self.offset(pos + 4 + 4 * i, epath)
-            if f.elem == "string":
-                total += self.string(target, epath)
+        buf, n = self.buf, self.n
+        elements = unpack_vector(count, "I")(buf, pos + 4)
+        tdef = self.schema.tables[f.target] if f.elem == "table" else None
+        for i, o in enumerate(elements):
+            at = pos + 4 + 4 * i
+            if o == 0 or o >= 0x80000000 or at + o >= n:
+                self.offset(at, (path, i))
+            if tdef is None:
+                total += self.string(at + o, (path, i))
             else:
-                total += self.table(target, self.schema.tables[f.target], epath, depth + 1)
+                total += self.table(at + o, tdef, (path, i), depth + 1)
         return total
 
 

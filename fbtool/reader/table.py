@@ -9,6 +9,7 @@ import struct
 from typing import NamedTuple
 
 from .schema import Schema, TableDef
+from .structure import unpack_vector
 
 _U32 = struct.Struct("<I").unpack_from
 _I32 = struct.Struct("<i").unpack_from
@@ -30,8 +31,7 @@ class Table:
         self.tdef = tdef
         self.schema = schema
         vt = pos - _I32(buf, pos)[0]
-        vt_size = _U16(buf, vt)[0]
-        self._slots = struct.unpack_from(f"<{(vt_size - 4) // 2}H", buf, vt + 4)
+        self._slots = unpack_vector((_U16(buf, vt)[0] - 4) // 2, "H")(buf, vt + 4)
 
     def _field_pos(self, slot: int) -> int:
         slots = self._slots
@@ -51,13 +51,15 @@ class Table:
         Absent fields give the schema default (scalars) or ``default``.
         """
         f = self.tdef.fields[name]
-        if f.kind == "scalar":
-            at = self._field_pos(f.slot)
-            return struct.unpack_from("<" + f.fmt, self.buf, at)[0] if at else f.default
-        target = self._deref(f.slot)
-        if not target:
-            return default
-        buf, schema = self.buf, self.schema
+        slot, slots = f.slot, self._slots
+        if slot >= len(slots) or not slots[slot]:
+            return f.default if f.kind == "scalar" else default
+        buf = self.buf
+        at = self.pos + slots[slot]
+        if f.unpack:
+            return f.unpack(buf, at)[0]
+        target = at + _U32(buf, at)[0]
+        schema = self.schema
         if f.kind == "string":
             n = _U32(buf, target)[0]
             return bytes(buf[target + 4:target + 4 + n]).decode("utf-8", "replace")
@@ -70,7 +72,7 @@ class Table:
         if f.elem == "scalar":
             if f.fmt == "B":
                 return Span(target + 4, n)
-            return struct.unpack_from(f"<{n}{f.fmt}", buf, target + 4)
+            return unpack_vector(n, f.fmt)(buf, target + 4)
         items = []
         for i in range(n):
             at = target + 4 + 4 * i
