@@ -30,8 +30,12 @@ def sha256_file(path: str) -> str:
     return h.hexdigest()
 
 
-def inspect_model(path: str | os.PathLike, verify: bool = True, sha256: bool = True) -> dict:
-    """Read ``path`` and describe it. Raises :class:`fbtool.ModelError` on bad input."""
+def inspect_model(path: str | os.PathLike, verify: bool = True, sha256: bool = False) -> dict:
+    """Read ``path`` and describe it. Raises :class:`fbtool.ModelError` on bad input.
+
+    ``sha256`` hashes the whole file, weights included: off by default so that the
+    cost follows the number of ops and tensors, not the size of the weights.
+    """
     path = os.fspath(path)
     with open_model(path, verify=verify) as model:
         return describe(model, sha256_file(path) if sha256 else None)

@@ -24,7 +24,7 @@ def opcodes(d):
 
 
 def test_json_matches_schema_and_counts(fixture_model, inspect_schema):
-    r = run_fbtool("inspect", "--json", fixture_model)
+    r = run_fbtool("inspect", "--json", "--sha256", fixture_model)
     assert r.returncode == 0, r.stderr
     d = json.loads(r.stdout)
     jsonschema.validate(d, inspect_schema)
@@ -124,7 +124,7 @@ def test_metadata_and_trailing_zip():
 
 
 def test_ops_and_tensors_listing():
-    r = run_fbtool("inspect", "--ops", "--tensors", "--no-hash", FIXTURES / "while_loop.tflite")
+    r = run_fbtool("inspect", "--ops", "--tensors", FIXTURES / "while_loop.tflite")
     assert r.returncode == 0
     assert "WHILE(v1)" in r.stdout and "calls subgraph 1,2" in r.stdout
     assert "sha256" not in r.stdout

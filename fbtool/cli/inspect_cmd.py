@@ -16,12 +16,13 @@ def add_parser(sub) -> None:
     p.add_argument("--tensors", action="store_true", help="list every tensor")
     p.add_argument("--no-verify", action="store_true",
                    help="skip the semantic checks (the bounds checks always run)")
-    p.add_argument("--no-hash", action="store_true", help="skip the sha256 (reads every byte of the file)")
+    p.add_argument("--sha256", action="store_true",
+                   help="also hash the file: the one step that reads every weight byte")
     p.set_defaults(run=run)
 
 
 def run(args, out) -> int:
-    doc = inspect_model(args.model, verify=not args.no_verify, sha256=not args.no_hash)
+    doc = inspect_model(args.model, verify=not args.no_verify, sha256=args.sha256)
     if args.json:
         # json.dumps without indent is the C encoder; json.dump and indent fall back to pure Python.
         out.write(json.dumps(doc) + "\n")

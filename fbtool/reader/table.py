@@ -37,10 +37,6 @@ class Table:
         slots = self._slots
         return self.pos + slots[slot] if slot < len(slots) and slots[slot] else 0
 
-    def _deref(self, slot: int) -> int:
-        at = self._field_pos(slot)
-        return at + _U32(self.buf, at)[0] if at else 0
-
     def has(self, name: str) -> bool:
         return bool(self._field_pos(self.tdef.fields[name].slot))
 
@@ -88,10 +84,6 @@ class Table:
         """A scalar vector as a tuple, ``[ubyte]`` included (small vectors only)."""
         value = self.get(name, ())
         return tuple(self.buf[value.offset:value.offset + value.size]) if isinstance(value, Span) else value
-
-    def vector_len(self, name: str) -> int:
-        target = self._deref(self.tdef.fields[name].slot)
-        return _U32(self.buf, target)[0] if target else 0
 
     def to_dict(self, defaults: bool = False) -> dict:
         """Fields, recursively, enums by name; for options tables and metadata.
