@@ -1,0 +1,1 @@
+"""Decoding Flex and custom operators: FlexBuffers, TensorFlow NodeDefs, the op catalog."""

@@ -1,0 +1,106 @@
+"""The TF-free Flex/custom decoder against TensorFlow's own NodeDef parsing (fixtures/flex_golden.json,
+made by fixtures/make_flex_golden.py with TF 2.18.1), and against malformed bytes."""
+import json
+
+import pytest
+from flatbuffers import flexbuffers
+from hypothesis import given, settings, strategies as st
+
+from conftest import FIXTURES, MODELS
+from fbtool import open_model
+from fbtool.flex.decode import decode_ops
+from fbtool.flex.flexbuffer import FlexBufferError, loads
+from fbtool.flex.nodedef import parse_nodedef
+from fbtool.flex.protobuf import ProtoError
+
+GOLDEN = json.loads((FIXTURES / "flex_golden.json").read_text())
+LOG_FLEX_OPS = json.loads((FIXTURES / "flex_ops_from_logs.json").read_text())
+
+
+@pytest.mark.parametrize("model", MODELS, ids=[m.stem for m in MODELS])
+def test_decoded_ops_match_tensorflow(model):
+    with open_model(model) as m:
+        ours = decode_ops(m)
+    expected = GOLDEN.get(model.name, [])
+    assert [(d.subgraph, d.index, d.kind, d.custom_code, d.tf_op) for d in ours] == [
+        (g["subgraph"], g["index"], g["kind"], g["custom_code"], g["tf_op"]) for g in expected]
+    for d, g in zip(ours, expected):
+        assert d.error is None
+        assert d.attrs == g["attrs"], (d.index, d.tf_op)
+        if d.kind == "flex":
+            assert d.num_inputs == g["num_inputs"]
+
+
+def test_flex_ops_match_the_converters_own_warning():
+    with open_model(FIXTURES / "mixed_flex.tflite") as m:
+        ours = sorted({d.custom_code for d in decode_ops(m)})
+    for log, ops in LOG_FLEX_OPS.items():
+        if log.startswith("tf2"):
+            assert ours == sorted(ops), log
+
+
+def test_conv2d_attrs_by_hand():
+    with open_model(FIXTURES / "select_only_cnn.tflite") as m:
+        conv = next(d for d in decode_ops(m) if d.tf_op == "Conv2D")
+    assert conv.attrs["T"] == "float32" and conv.attrs["data_format"] == "NHWC"
+    assert conv.attrs["strides"] == [1, 1, 1, 1] and conv.attrs["explicit_paddings"] == []
+
+
+@given(st.binary(max_size=300))
+@settings(max_examples=500, deadline=None)
+def test_flexbuffer_reader_only_raises_its_error(data):
+    try:
+        loads(data)
+    except FlexBufferError:
+        pass
+
+
+@given(st.binary(max_size=300))
+@settings(max_examples=500, deadline=None)
+def test_nodedef_parser_only_raises_its_error(data):
+    try:
+        parse_nodedef(data)
+    except ProtoError:
+        pass
+
+
+KEYS = st.text(st.characters(min_codepoint=1, max_codepoint=127), max_size=8)  # flexbuffers keys: ASCII, no NUL
+
+
+@given(st.recursive(st.none() | st.booleans() | st.integers(-2**63, 2**63 - 1) | st.floats(allow_nan=False, width=32)
+                    | st.text(max_size=20),
+                    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(KEYS, inner, max_size=5),
+                    max_leaves=20))
+@settings(max_examples=300, deadline=None)
+def test_flexbuffer_reader_agrees_with_flatbuffers_package(value):
+    data = bytes(flexbuffers.Dumps(value))
+    assert _strings_to_text(loads(data)) == flexbuffers.Loads(data)
+
+
+def _strings_to_text(v):
+    if isinstance(v, bytes):
+        return v.decode()
+    if isinstance(v, dict):
+        return {k: _strings_to_text(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_strings_to_text(x) for x in v]
+    return v
+
+
+@given(data=st.data())
+@settings(max_examples=300, deadline=None)
+def test_corrupted_flex_options_are_reported_not_raised(tmp_path_factory, data):
+    """Flip bytes inside the real Flex options of a fixture: decode_ops records an error or succeeds."""
+    src = (FIXTURES / "select_only_cnn.tflite").read_bytes()
+    with open_model(FIXTURES / "select_only_cnn.tflite") as m:
+        spans = [op.custom_options for op in m.subgraphs[0].operators]
+    span = data.draw(st.sampled_from(spans))
+    buf = bytearray(src)
+    for _ in range(data.draw(st.integers(1, 4))):
+        pos = span.offset + data.draw(st.integers(0, span.size - 1))
+        buf[pos] = data.draw(st.integers(0, 255))
+    path = tmp_path_factory.mktemp("flex") / "m.tflite"
+    path.write_bytes(bytes(buf))
+    with open_model(path) as m:
+        for d in decode_ops(m):
+            assert d.error is None or d.error.startswith("options do not decode")
