@@ -8,7 +8,8 @@ class ModelError(Exception):
     ``str(err)`` is one line: ``where: what`` (``where`` may be empty).
     """
 
-    def __init__(self, what: str, where: str = ""):
+    def __init__(self, what: str, where: str = "", path: str | None = None):
         super().__init__(f"{where}: {what}" if where else what)
         self.what = what
         self.where = where
+        self.path = path  # the file it is about, once known

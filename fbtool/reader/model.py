@@ -251,16 +251,20 @@ def open_model(path: str | os.PathLike, verify: bool = True) -> Model:
         with open(path, "rb") as f:
             size = os.fstat(f.fileno()).st_size
             if size == 0:
-                raise ModelError("empty file")
+                raise ModelError("empty file", path=path)
             buf = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
     except OSError as e:
-        raise ModelError(e.strerror or str(e)) from None
+        raise ModelError(e.strerror or str(e), path=path) from None
     try:
         extent = verify_buffer(buf, SCHEMA)
         model = Model(path, buf, size, extent)
         check_bounds(model)
         if verify:
             check_semantics(model)
+    except ModelError as e:
+        buf.close()
+        e.path = path
+        raise
     except BaseException:
         buf.close()
         raise

@@ -1,0 +1,6 @@
+"""The op graph in networkx, and what can be read off it (islands, partitions, layers)."""
+from .build import ModelGraph, build_graph, op_node, tensor_node
+from .analysis import Island, find_islands, layer_of, partitions, unused_ops
+
+__all__ = ["ModelGraph", "build_graph", "op_node", "tensor_node", "Island", "find_islands", "layer_of",
+           "partitions", "unused_ops"]

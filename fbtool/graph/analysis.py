@@ -1,0 +1,105 @@
+"""What the op graph tells about Flex ops: islands, delegate partitions, unused ops, layers."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import networkx as nx
+
+from .build import op_node
+
+_SCOPE_NOISE = re.compile(r"^(StatefulPartitionedCall|PartitionedCall|serving_default)(_\d+)?(:\d+)?$")
+
+
+def ops(g: nx.DiGraph) -> list[int]:
+    """Operator indices in execution (stored) order."""
+    return sorted(n[1] for n, kind in g.nodes(data="kind") if kind != "tensor")
+
+
+def op_dependencies(g: nx.DiGraph) -> nx.DiGraph:
+    """Operators only: an edge producer -> consumer for each tensor that links them."""
+    deps = nx.DiGraph()
+    deps.add_nodes_from(ops(g))
+    for node, kind in g.nodes(data="kind"):
+        if kind != "tensor":
+            continue
+        producers = [p[1] for p in g.predecessors(node)]
+        for p in producers:
+            for c in g.successors(node):
+                deps.add_edge(p, c[1], tensor=node[1])
+    return deps
+
+
+@dataclass
+class Island:
+    index: int
+    ops: list[int]                     # operator indices, in execution order
+    inputs: list[int]                  # non-constant tensors flowing in from outside
+    outputs: list[int]                 # tensors leaving: used outside or subgraph outputs
+    input_bytes: int
+    output_bytes: int
+    dynamic: bool                      # some crossing tensor has a dynamic dimension (-1 counted as 1)
+
+
+def find_islands(g: nx.DiGraph, kinds=("flex",)) -> list[Island]:
+    """Maximal groups of ``kinds`` operators connected through tensors, numbered by first op."""
+    deps = op_dependencies(g)
+    members = [i for i in ops(g) if g.nodes[op_node(i)]["kind"] in kinds]
+    groups = sorted((sorted(c) for c in nx.weakly_connected_components(deps.subgraph(members))), key=lambda c: c[0])
+    graph_outputs = set(g.graph["outputs"])
+    islands = []
+    for k, group in enumerate(groups):
+        inside = {op_node(i) for i in group}
+        ins, outs = set(), set()
+        for i in group:
+            for t in g.predecessors(op_node(i)):
+                if not g.nodes[t]["constant"] and not set(g.predecessors(t)) & inside:
+                    ins.add(t)
+            for t in g.successors(op_node(i)):
+                if t[1] in graph_outputs or set(g.successors(t)) - inside:
+                    outs.add(t)
+        size = lambda ts: sum(g.nodes[t]["bytes"] or 0 for t in ts)  # noqa: E731
+        dynamic = any(-1 in g.nodes[t]["shape"] for t in ins | outs)
+        islands.append(Island(k, group, sorted(t[1] for t in ins), sorted(t[1] for t in outs),
+                              size(ins), size(outs), dynamic))
+    return islands
+
+
+def partitions(g: nx.DiGraph, kinds=("flex",)) -> int:
+    """Delegate partitions: maximal runs of ``kinds`` operators along the execution order.
+
+    Each run is one call into the Flex delegate, and each boundary a switch between
+    TFLite's and TensorFlow's kernels.
+    """
+    runs, previous = 0, False
+    for i in ops(g):
+        current = g.nodes[op_node(i)]["kind"] in kinds
+        if current and not previous:
+            runs += 1
+        previous = current
+    return runs
+
+
+def unused_ops(g: nx.DiGraph) -> list[int]:
+    """Operators with outputs, none of which is consumed or a subgraph output."""
+    graph_outputs = set(g.graph["outputs"])
+    unused = []
+    for i in ops(g):
+        outs = list(g.successors(op_node(i)))
+        if outs and not any(g.out_degree(t) or t[1] in graph_outputs for t in outs):
+            unused.append(i)
+    return unused
+
+
+def layer_of(tensor_name: str) -> tuple[str | None, str | None]:
+    """(layer, scope) from a converter tensor name.
+
+    ``sequential_1/dense_1/MatMul`` -> (``dense_1``, ``sequential_1/dense_1``): the scope
+    is the name without its last (op) part, the layer the part under the top-level model.
+    Fused names (``a;b``) use their first name; names with no scope give (None, None).
+    """
+    first = tensor_name.split(";", 1)[0]
+    scope = [p for p in first.split("/")[:-1] if not _SCOPE_NOISE.match(p)]
+    if not scope:
+        return None, None
+    return (scope[1] if len(scope) > 1 else scope[0]), "/".join(scope)
