@@ -13,3 +13,7 @@ class ModelError(Exception):
         self.what = what
         self.where = where
         self.path = path  # the file it is about, once known
+
+
+class UsageError(Exception):
+    """A command line that cannot be carried out (bad option values)."""

@@ -1,6 +1,7 @@
 """The networkx op graph: islands, partitions, crossing bytes, unused ops and layers,
 against values worked out by hand from `fbtool inspect --ops` listings of the fixtures."""
 import json
+import re
 import xml.etree.ElementTree as ET
 
 import networkx as nx
@@ -27,7 +28,22 @@ def test_mixed_flex_islands_by_hand():
     assert (islands[1].inputs, islands[1].outputs) == ([12], [17])   # constants 6, 7 do not cross
     assert (islands[1].input_bytes, islands[1].output_bytes) == (9 * 4, 9 * 4)  # [-1,9] float32, batch 1
     assert islands[1].dynamic
-    assert partitions(g) == 2
+    assert partitions(g) == 1   # FlexRoll only waits for TANH: the runtime runs it with op 3
+
+
+RUNTIME_LOG = (FIXTURES / "logs" / "tf2.18_flex_partitions.log").read_text()
+
+
+@pytest.mark.parametrize("name", ["mixed_flex", "string_flex", "select_only_cnn", "tensorlist_flex"])
+def test_partitions_match_the_flex_delegates_own_count(name):
+    """TF 2.18.1's interpreter logs 'N nodes delegated out of M nodes with K partitions' for subgraph 0."""
+    line = next(l for l in RUNTIME_LOG.splitlines() if l.startswith(f"{name}.tflite:"))
+    delegated, total, count = map(int, re.search(r"(\d+) nodes delegated out of (\d+) nodes with (\d+) partitions",
+                                                  line).groups())
+    g = graph(name)
+    assert sum(1 for _, k in g.nodes(data="kind") if k == "flex") == delegated
+    assert sum(1 for _, k in g.nodes(data="kind") if k != "tensor") == total
+    assert partitions(g) == count
 
 
 def test_string_flex_islands_differ_from_partitions():
@@ -35,7 +51,7 @@ def test_string_flex_islands_differ_from_partitions():
     #      3 FlexStringJoin [0,2,5]->[6], 4 FlexStringToNumber [0]->[7], 5 MUL, 6 ADD
     g = graph("string_flex")
     assert [i.ops for i in find_islands(g)] == [[0], [2, 3], [4]]
-    assert partitions(g) == 2   # runs along the order: [0], [2, 3, 4]
+    assert partitions(g) == 2   # [0] then, after CAST, [2, 3, 4]
 
 
 def test_select_only_model_is_one_island():

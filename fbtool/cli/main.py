@@ -5,27 +5,35 @@ import argparse
 import sys
 
 from .. import __version__
-from ..errors import ModelError
-from . import inspect_cmd
+from ..errors import ModelError, UsageError
+from . import flex_cmd, graph_cmd, inspect_cmd, ops_cmd
 
 EXIT_OK, EXIT_FINDING, EXIT_ERROR = 0, 1, 2
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line and exit 2, like every other fbtool error
+        self.exit(EXIT_ERROR, f"fbtool: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="fbtool", description="Inspect and patch TensorFlow Lite flatbuffers.")
+    ap = _Parser(prog="fbtool", description="Inspect and patch TensorFlow Lite flatbuffers.")
     ap.add_argument("--version", action="version", version=f"fbtool {__version__}")
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    inspect_cmd.add_parser(sub)
+    for command in (inspect_cmd, flex_cmd, graph_cmd, ops_cmd):
+        command.add_parser(sub)
     return ap
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    target = getattr(args, "model", "")
+    target = getattr(args, "model", None) or " ".join(getattr(args, "models", []))
     try:
         return args.run(args, sys.stdout)
     except ModelError as e:
-        return _error(f"{target}: {e}")
+        return _error(f"{e.path or target}: {e}")
+    except UsageError as e:
+        return _error(str(e))
     except BrokenPipeError:
         sys.stderr.close()  # the reader went away (e.g. `| head`): not an error worth a word
         return EXIT_OK

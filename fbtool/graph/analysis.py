@@ -1,6 +1,7 @@
 """What the op graph tells about Flex ops: islands, delegate partitions, unused ops, layers."""
 from __future__ import annotations
 
+import heapq
 import re
 from dataclasses import dataclass
 
@@ -66,18 +67,33 @@ def find_islands(g: nx.DiGraph, kinds=("flex",)) -> list[Island]:
 
 
 def partitions(g: nx.DiGraph, kinds=("flex",)) -> int:
-    """Delegate partitions: maximal runs of ``kinds`` operators along the execution order.
+    """How many partitions the runtime cuts the ``kinds`` operators into: delegate kernels.
 
-    Each run is one call into the Flex delegate, and each boundary a switch between
-    TFLite's and TensorFlow's kernels.
+    Mirrors TFLite's greedy PartitionGraphIntoIndependentNodeSubsets (LiteRT
+    tflite/graph_info.cc): each subset starts with the lowest-numbered ready node and
+    takes every node of the same kind that becomes ready, so independent Flex ops far
+    apart in the stored order still share a partition. Control edges between stateful
+    ops are not modelled.
     """
-    runs, previous = 0, False
+    waiting = {}
+    ready: dict[bool, list[int]] = {True: [], False: []}
+    deps = op_dependencies(g)
     for i in ops(g):
-        current = g.nodes[op_node(i)]["kind"] in kinds
-        if current and not previous:
-            runs += 1
-        previous = current
-    return runs
+        waiting[i] = deps.in_degree(i)
+        if not waiting[i]:
+            heapq.heappush(ready[g.nodes[op_node(i)]["kind"] in kinds], i)
+    count = 0
+    while ready[True] or ready[False]:
+        current = min((q[0], t) for t, q in ready.items() if q)[1]
+        count += current
+        queue = ready[current]
+        while queue:
+            i = heapq.heappop(queue)
+            for j in deps.successors(i):
+                waiting[j] -= 1
+                if not waiting[j]:
+                    heapq.heappush(ready[g.nodes[op_node(j)]["kind"] in kinds], j)
+    return count
 
 
 def unused_ops(g: nx.DiGraph) -> list[int]:

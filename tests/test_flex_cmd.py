@@ -1,0 +1,102 @@
+"""`fbtool flex` and `fbtool ops`: JSON against their schemas, facts from TensorFlow's own
+parsing (fixtures/flex_golden.json) and from reading the models by hand."""
+import json
+
+import jsonschema
+import pytest
+
+from conftest import FIXTURES, MODELS, ROOT
+from helpers import mutated, run_fbtool
+
+FLEX_SCHEMA = json.loads((ROOT / "schemas" / "flex.schema.json").read_text())
+OPS_SCHEMA = json.loads((ROOT / "schemas" / "ops.schema.json").read_text())
+GOLDEN = json.loads((FIXTURES / "flex_golden.json").read_text())
+
+
+def flex_doc(path, *args):
+    r = run_fbtool("flex", "--json", *args, path)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    jsonschema.validate(doc, FLEX_SCHEMA)
+    return doc
+
+
+@pytest.mark.parametrize("model", MODELS, ids=[m.stem for m in MODELS])
+def test_flex_json_lists_the_ops_tensorflow_decodes(model):
+    doc = flex_doc(model)
+    assert [(o["subgraph"], o["index"], o["custom_code"], o["tf_op"], o["attrs"]) for o in doc["ops"]] == [
+        (g["subgraph"], g["index"], g["custom_code"], g["tf_op"], g["attrs"]) for g in GOLDEN.get(model.name, [])]
+
+
+def test_select_only_model_everything_with_a_builtin_is_rewritable():
+    doc = flex_doc(FIXTURES / "select_only_cnn.tflite")
+    stays = {o["tf_op"] for o in doc["ops"] if not o["rewritable"]}
+    # Every TF op here has a builtin (Identity/StopGradient are simply removed) except Erf,
+    # which only becomes a builtin as part of GELU (x*0.5*(1+erf(x/sqrt2))).
+    assert stays == {"Erf"}
+    conv = next(o for o in doc["ops"] if o["tf_op"] == "Conv2D")
+    assert (conv["builtin"], conv["layer"], conv["island"]) == ("CONV_2D", "conv2d_1", 0)
+    assert (doc["summary"]["islands"], doc["summary"]["partitions"]) == (1, 1)
+
+
+def test_unsupported_ops_say_why_they_stay():
+    doc = flex_doc(FIXTURES / "mixed_flex.tflite")
+    reasons = {o["tf_op"]: o["reason"] for o in doc["ops"]}
+    assert set(reasons) == {"MatrixDeterminant", "Roll"}
+    assert all(not o["rewritable"] and o["on_allowlist"] for o in doc["ops"])
+    assert "no TFLite builtin for MatrixDeterminant" in reasons["MatrixDeterminant"]
+    assert "no TFLite builtin for Roll" in reasons["Roll"]
+    assert (doc["summary"]["islands"], doc["summary"]["partitions"]) == (2, 1)
+
+
+def test_string_model_islands_and_partitions():
+    doc = flex_doc(FIXTURES / "string_flex.tflite")
+    assert (doc["summary"]["islands"], doc["summary"]["partitions"]) == (3, 2)
+    assert doc["summary"]["rewritable"] == 0
+
+
+def test_custom_op_and_fail_on():
+    doc = flex_doc(FIXTURES / "custom_op.tflite")
+    (op,) = doc["ops"]
+    assert (op["kind"], op["tf_op"], op["attrs"], op["rewritable"]) == ("custom", "Erfinv", {"T": 0}, False)
+    assert "kernel registered as 'Erfinv'" in op["reason"]
+    assert run_fbtool("flex", "--fail-on", "custom", FIXTURES / "custom_op.tflite").returncode == 1
+    assert run_fbtool("flex", "--fail-on", "flex", FIXTURES / "custom_op.tflite").returncode == 0
+    assert run_fbtool("flex", "--fail-on", "flex,custom", FIXTURES / "mixed_flex.tflite").returncode == 1
+    assert run_fbtool("flex", "--fail-on", "flex,custom", FIXTURES / "builtin_cnn.tflite").returncode == 0
+    bad = run_fbtool("flex", "--fail-on", "delegate", FIXTURES / "builtin_cnn.tflite")
+    assert bad.returncode == 2 and bad.stderr.startswith("fbtool: error:")
+
+
+def test_undecodable_options_are_reported(tmp_path):
+    def change(m):
+        op = m.subgraphs[0].operators[3]   # FlexMatrixDeterminant
+        op.customOptions = [1, 2, 3, 250]
+    doc = flex_doc(mutated(tmp_path, "mixed_flex.tflite", change))
+    op = next(o for o in doc["ops"] if o["index"] == 3)
+    assert "error" in op and not op["rewritable"] and doc["summary"]["undecodable"] == 1
+
+
+def test_flex_on_a_broken_file(tmp_path):
+    p = tmp_path / "x.tflite"
+    p.write_bytes(b"TFL3" * 3)
+    r = run_fbtool("flex", p)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and r.stderr.startswith(f"fbtool: error: {p}: ")
+
+
+def test_ops_across_models():
+    r = run_fbtool("ops", "--json", *MODELS)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    jsonschema.validate(doc, OPS_SCHEMA)
+    assert {"op": "CONV_2D", "version": 3, "models": [str(FIXTURES / "quant_int8.tflite")]} in doc["builtin"]
+    assert [c["custom_code"] for c in doc["custom"]] == ["Erfinv"]
+    flex = {f["tf_op"] for f in doc["flex"]}
+    assert {"MatrixDeterminant", "Roll", "Conv2D", "StringJoin"} <= flex
+
+
+def test_ops_list_flex_ops_format():
+    r = run_fbtool("ops", "--list-flex-ops", FIXTURES / "mixed_flex.tflite", FIXTURES / "builtin_cnn.tflite")
+    assert r.stdout == '["MatrixDeterminant","Roll"]\n'
+    r = run_fbtool("ops", FIXTURES / "builtin_cnn.tflite", FIXTURES / "nope.tflite")
+    assert r.returncode == 2 and str(FIXTURES / "nope.tflite") in r.stderr
