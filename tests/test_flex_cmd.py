@@ -100,3 +100,18 @@ def test_ops_list_flex_ops_format():
     assert r.stdout == '["MatrixDeterminant","Roll"]\n'
     r = run_fbtool("ops", FIXTURES / "builtin_cnn.tflite", FIXTURES / "nope.tflite")
     assert r.returncode == 2 and str(FIXTURES / "nope.tflite") in r.stderr
+
+
+def test_tensorlist_ops_say_why_they_stay():
+    doc = flex_doc(FIXTURES / "tensorlist_flex.tflite")
+    assert doc["summary"]["flex_ops"] == 11 and doc["summary"]["rewritable"] == 0
+    for op in doc["ops"]:
+        assert op["tf_op"].startswith("TensorList")
+        assert f"no TFLite builtin for {op['tf_op']}" in op["reason"]
+
+
+@pytest.mark.parametrize("model", [m for m in MODELS if m.name not in GOLDEN], ids=lambda m: m.stem)
+def test_models_without_flex_ops_have_no_islands(model):
+    doc = flex_doc(model)
+    assert doc["ops"] == [] and doc["islands"] == []
+    assert doc["summary"]["partitions"] == 0
