@@ -6,7 +6,7 @@ import sys
 
 from .. import __version__
 from ..errors import ModelError, UsageError
-from . import flex_cmd, graph_cmd, inspect_cmd, ops_cmd
+from . import flex_cmd, graph_cmd, inspect_cmd, log_cmd, ops_cmd
 
 EXIT_OK, EXIT_FINDING, EXIT_ERROR = 0, 1, 2
 
@@ -20,14 +20,14 @@ def build_parser() -> argparse.ArgumentParser:
     ap = _Parser(prog="fbtool", description="Inspect and patch TensorFlow Lite flatbuffers.")
     ap.add_argument("--version", action="version", version=f"fbtool {__version__}")
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for command in (inspect_cmd, flex_cmd, graph_cmd, ops_cmd):
+    for command in (inspect_cmd, flex_cmd, graph_cmd, ops_cmd, log_cmd):
         command.add_parser(sub)
     return ap
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    target = getattr(args, "model", None) or " ".join(getattr(args, "models", []))
+    target = getattr(args, "model", None) or getattr(args, "log", None) or " ".join(getattr(args, "models", []))
     try:
         return args.run(args, sys.stdout)
     except ModelError as e:

@@ -1,15 +1,12 @@
-"""What the op graph tells about Flex ops: islands, delegate partitions, unused ops, layers."""
+"""What the op graph tells about Flex ops: islands, delegate partitions, unused ops."""
 from __future__ import annotations
 
 import heapq
-import re
 from dataclasses import dataclass
 
 import networkx as nx
 
 from .build import op_node
-
-_SCOPE_NOISE = re.compile(r"^(StatefulPartitionedCall|PartitionedCall|serving_default)(_\d+)?(:\d+)?$")
 
 
 def ops(g: nx.DiGraph) -> list[int]:
@@ -105,17 +102,3 @@ def unused_ops(g: nx.DiGraph) -> list[int]:
         if outs and not any(g.out_degree(t) or t[1] in graph_outputs for t in outs):
             unused.append(i)
     return unused
-
-
-def layer_of(tensor_name: str) -> tuple[str | None, str | None]:
-    """(layer, scope) from a converter tensor name.
-
-    ``sequential_1/dense_1/MatMul`` -> (``dense_1``, ``sequential_1/dense_1``): the scope
-    is the name without its last (op) part, the layer the part under the top-level model.
-    Fused names (``a;b``) use their first name; names with no scope give (None, None).
-    """
-    first = tensor_name.split(";", 1)[0]
-    scope = [p for p in first.split("/")[:-1] if not _SCOPE_NOISE.match(p)]
-    if not scope:
-        return None, None
-    return (scope[1] if len(scope) > 1 else scope[0]), "/".join(scope)

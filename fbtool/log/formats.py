@@ -1,0 +1,67 @@
+"""The messages fbtool recognises, declared in one place.
+
+Each is a regular expression searched anywhere in a line (messages are often glued
+together: ``...ops_selectNode number 0 (FlexConv2D) failed to prepare.``) and the
+kind of event it is. Templates as printed by TF 1.x TOCO, the MLIR converter of TF
+2.2-2.21 (tensorflow/compiler/mlir/lite: flatbuffer_export.cc, tf_tfl_passes,
+python/convert.py) and the TFLite runtime (interpreter_builder.cc, subgraph.cc,
+delegates/flex); see shared notes and fixtures/logs for real samples.
+"""
+from __future__ import annotations
+
+import re
+from typing import NamedTuple
+
+
+class Format(NamedTuple):
+    kind: str
+    pattern: re.Pattern
+
+
+def _f(kind: str, regex: str) -> Format:
+    return Format(kind, re.compile(regex))
+
+
+# glog and absl prefixes in front of converter messages
+PREFIXES = [
+    re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IWEF] \S+\] "),
+    re.compile(r"^[IWEF]\d{4} \d\d:\d\d:\d\d\.\d+\s+\d+ \S+\] "),
+    re.compile(r"^(INFO|WARNING|ERROR):\s*"),
+]
+
+FORMATS = [
+    # one op that could not be legalized; the location precedes ": error:"
+    _f("op_error", r"(?P<loc>(?:loc\(.*\)|\S+\.py:\d+:\d+|<unknown>:\d+))?:?\s*error: '(?P<dialect>tf|tfl)\.(?P<op>\w+)' "
+                   r"op is neither a custom op nor a flex op"),
+    _f("error_code", r"Error code: (?P<code>ERROR_[A-Z_]+)"),
+    _f("current_op", r"see current operation: .*?\"(?P<dialect>tf|tfl)\.(?P<op>\w+)\"\(.*?\)\s*(?P<attrs>\{.*?\})?\s*:\s*"
+                     r"\((?P<operands>.*?)\)\s*->\s*\(?(?P<results>.*?)\)?\s*$"),
+    _f("select_list", r"TF Select ops: (?P<ops>.+)"),
+    _f("custom_list", r"Custom ops: (?P<ops>.+)"),
+    _f("flex_list", r"Flex ops: (?P<ops>.+)"),
+    _f("details", r"^\s*Details:\s*$"),
+    _f("toco_custom", r"operators for which you will need custom implementations(?: and are not recognized by TensorFlow)?: "
+                      r"(?P<ops>.+?)\.?\s*$"),
+    _f("mlir_flex_block", r"Ops that can be supported by the flex runtime"),
+    _f("mlir_custom_block", r"Ops that need custom implementation"),
+    _f("builtin_disabled", r"'tfl\.(?P<op>\w+)' op is a TFLite builtin op but builtin emission is not enabled"),
+    _f("not_legalized", r"failed to legalize operation '(?P<dialect>tf|tfl)\.(?P<op>\w+)'"),
+    _f("tensorlist_lowering", r"Lowering tensor list ops is failed"),
+    _f("summary_table", r"Summary on the non-converted ops"),
+    _f("runtime_flex", r"Select TensorFlow op\(s\), included in the given model, is\(are\) not supported by this "
+                       r"interpreter|Regular TensorFlow ops are not supported by this interpreter"),
+    _f("unresolved_custom", r"Encountered unresolved custom op: (?P<op>[^\s.]+)"),
+    _f("node_failed", r"Node number (?P<index>\d+) \((?P<op>[^)]+)\) failed to (?:prepare|invoke)"),
+    _f("missing_builtin", r"Didn't find op for builtin opcode '(?P<op>\w+)' version '(?P<version>\d+)'"),
+]
+
+# "tf.Op(tensor<?x3xf32>, ...) -> (tensor<?xf32>) : {T = f32, device = ""}" (TF 2.5+) or "tf.Op {attrs}" (2.2-2.4)
+DETAIL_LINE = re.compile(r"^\s+tf\.(?P<op>\w+)(?:\((?P<operands>.*?)\)\s*->\s*\((?P<results>.*?)\))?\s*:?\s*"
+                         r"(?P<attrs>\{.*\})?\s*$")
+# TF 2.15's table: "- tf.MatrixDeterminant:    1 occurrences  (f32: 1)"
+SUMMARY_LINE = re.compile(r"^\s*-\s+(?P<dialect>tf|tfl)\.(?P<op>\w+):\s+(?P<count>\d+) occurrences")
+
+# Every format above contains one of these: lines without any are skipped after one search.
+TRIGGER = re.compile(r"error|Error code|ops:|Details:|custom implementations|Ops that|builtin emission|failed to "
+                     r"legalize|Lowering tensor list|Summary on the|Select TensorFlow op|Regular TensorFlow|unresolved "
+                     r"custom op|failed to (?:prepare|invoke)|Didn't find op|see current operation")

@@ -1,0 +1,59 @@
+"""Source locations in converter messages.
+
+MLIR prints a location as ``file.py:LINE:COL`` or as a ``loc(...)`` chain whose syntax
+changed across TF versions: ``loc("model/layer/Op")``, ``loc(callsite("a@f" at "g"))``,
+``loc(fused["Op:", "model/layer/Op@__inference_fn_12"])`` and nestings of these with
+python frames ``"file.py":LINE:COL``. Rather than one grammar per version, the chain's
+quoted strings are classified: ``name@function`` is a graph node, ``"file":L:C`` a frame.
+"""
+from __future__ import annotations
+
+import re
+
+from ..names import layer_of
+
+_QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"(?::(\d+):(\d+))?')
+# an absolute path, or a bare file name: "FlatBuffer./a/b.py:1:1" (glued text) gives /a/b.py
+_PY_FRAME = re.compile(r"(?P<file>(?:[A-Za-z]:)?[/\\][^\s:\"']+\.py|[\w-]+\.py):(?P<line>\d+):(?P<col>\d+)")
+_LIBRARY = re.compile(r"(site-packages|dist-packages)/(tensorflow|keras|tf_keras|absl)/|/lib/python3[\d.]*/[^/]+\.py$")
+_NOISE = re.compile(r"^(StatefulPartitionedCall|PartitionedCall|serving_default.*|.*:)$")
+MAX_FRAMES = 8
+
+
+def _frame(file: str, line: str) -> dict:
+    return {"file": file, "line": int(line), "library": bool(_LIBRARY.search(file))}
+
+
+def parse_location(text: str) -> dict:
+    """``{"node", "layer", "scope", "function", "python"}`` from one location text.
+
+    ``node`` is the graph node path (``model/det_layer/MatrixDeterminant``), ``layer``
+    the Keras layer in it, ``function`` the traced function, ``python`` the frames,
+    the user's own first (library frames of TensorFlow and Keras last).
+    """
+    node = function = None
+    frames = []
+    if text.lstrip().startswith("loc("):
+        for name, line, _ in _QUOTED.findall(text):
+            if line:
+                frames.append(_frame(name, line))
+            elif "@" in name and node is None:
+                node, function = name.split("@", 1)
+            elif node is None and not _NOISE.match(name):
+                node = name
+    else:
+        for m in _PY_FRAME.finditer(text):
+            frames.append(_frame(m["file"], m["line"]))
+    frames.sort(key=lambda f: f["library"])
+    layer, scope = layer_from_node(node)
+    return {"node": node, "layer": layer, "scope": scope, "function": function, "python": frames[:MAX_FRAMES]}
+
+
+def layer_from_node(node: str | None) -> tuple[str | None, str | None]:
+    """``model/dense_1/MatMul`` -> (``dense_1``, ``model/dense_1``); the same rule as tensor names."""
+    return layer_of(node) if node else (None, None)
+
+
+def signature(loc: dict) -> tuple:
+    """What makes two locations the same place."""
+    return (loc["node"], loc["function"], tuple((f["file"], f["line"]) for f in loc["python"]))

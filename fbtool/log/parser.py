@@ -1,0 +1,256 @@
+"""A streaming parser of converter and runtime logs: one pass, memory bounded by distinct ops."""
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import dataclass, field
+from typing import IO, Iterable
+
+from .formats import DETAIL_LINE, FORMATS, PREFIXES, SUMMARY_LINE, TRIGGER
+from .location import parse_location, signature
+
+MAX_LINE = 1 << 20          # longer lines are cut: a loc chain is long, not that long
+MAX_LOCATIONS = 50          # per op; the count goes on
+_TYPES_SPLIT = re.compile(r",\s*(?![^<]*>)")
+_ATTR = re.compile(r'(\w+)\s*=\s*("(?:[^"\\]|\\.)*"|\[[^\]]*\]|[^,}]+)')
+_PREFIX_STARTS = frozenset("0123456789IWEF")
+CATEGORY_OF_CODE = {"ERROR_NEEDS_FLEX_OPS": "needs_flex", "ERROR_NEEDS_CUSTOM_OPS": "needs_custom"}
+
+
+@dataclass
+class LogOp:
+    name: str                       # TF op without "tf." (TFLite ops keep "tfl."), or the builtin name
+    category: str                   # needs_flex | needs_custom | needs_newer_runtime | unsupported
+    phase: str                      # converter_error | converter_warning | runtime
+    count: int = 0                  # distinct places seen (at least 1)
+    operand_types: list[str] = field(default_factory=list)
+    result_types: list[str] = field(default_factory=list)
+    attrs: dict = field(default_factory=dict)
+    locations: list[dict] = field(default_factory=list)
+    version: int | None = None      # needs_newer_runtime: the builtin version asked for
+    _seen: set = field(default_factory=set, repr=False)
+
+    def add_location(self, loc: dict) -> None:
+        sig = signature(loc)
+        frames = {(f["file"], f["line"]) for f in loc["python"]}
+        if sig in self._seen:
+            return
+        # A bare file:line repeats the first frame of a loc(...) chain already seen (stderr vs exception text).
+        if loc["node"] is None and any(frames and frames <= {(f["file"], f["line"]) for f in known["python"]}
+                                       for known in self.locations):
+            return
+        self._seen.add(sig)
+        self.count += 1
+        if len(self.locations) < MAX_LOCATIONS:
+            self.locations.append(loc)
+
+
+@dataclass
+class LogReport:
+    ops: list[LogOp]
+    formats: list[str]              # which kinds of message were recognised
+    lines: int
+
+
+class _Parser:
+    def __init__(self):
+        self.ops: dict[tuple[str, str], LogOp] = {}
+        self.formats: list[str] = []
+        self.block: str | None = None       # details | mlir_flex | mlir_custom | summary
+        self.block_category = "needs_flex"
+        self.block_phase = "converter_error"
+        self.last_error: LogOp | None = None
+        self.runtime_flex = False
+
+    def op(self, name: str, category: str, phase: str) -> LogOp:
+        """The entry for (name, category). A per-op error starts "undetermined" until the list or
+        error code that follows says whether the op needs Flex or a custom op."""
+        key = (name, category)
+        if key not in self.ops:
+            self.ops[key] = LogOp(name, category, phase)
+        return self.ops[key]
+
+    def seen(self, kind: str) -> None:
+        if kind not in self.formats:
+            self.formats.append(kind)
+
+    def feed(self, line: str) -> None:
+        if line[:1] in _PREFIX_STARTS:
+            for prefix in PREFIXES:
+                line = prefix.sub("", line, count=1)
+        if self.block and self._block_line(line):
+            return
+        self.block = None
+        if not TRIGGER.search(line):
+            return
+        for fmt in FORMATS:
+            for m in fmt.pattern.finditer(line):
+                self.seen(fmt.kind)
+                getattr(self, "on_" + fmt.kind)(m)
+
+    def _block_line(self, line: str) -> bool:
+        if self.block == "summary":
+            m = SUMMARY_LINE.match(line)
+            if m:
+                if m["dialect"] == "tf":
+                    entry = self.op(m["op"], "needs_flex", "converter_warning")
+                    entry.count = max(entry.count, int(m["count"]))
+                return True
+            return not line.strip() or line.lstrip().startswith(("*", "-", "("))
+        m = DETAIL_LINE.match(line)
+        if not m:
+            return False
+        entry = self.op(m["op"], self.block_category, self.block_phase)
+        _signature(entry, m["operands"], m["results"], m["attrs"])
+        if not entry.count:
+            entry.count = 1
+        return True
+
+    # -- handlers, one per format kind --------------------------------------------------------
+    def on_op_error(self, m):
+        name = m["op"] if m["dialect"] == "tf" else f"tfl.{m['op']}"
+        entry = self.op(name, "undetermined", "converter_error")
+        if m["loc"] and not m["loc"].startswith("<unknown>"):
+            entry.add_location(parse_location(m["loc"]))
+        elif not entry.count:
+            entry.count = 1
+        self.last_error = entry
+
+    def on_error_code(self, m):
+        category = CATEGORY_OF_CODE.get(m["code"])
+        if self.last_error is not None and category:
+            self._recategorize(self.last_error, category)
+
+    def on_current_op(self, m):
+        name = m["op"] if m["dialect"] == "tf" else f"tfl.{m['op']}"
+        for entry in [e for (n, _), e in self.ops.items() if n == name]:
+            _signature(entry, m["operands"], m["results"], m["attrs"])
+
+    def _list(self, m, category, phase, strip_flex=False):
+        for raw in m["ops"].split(","):
+            name = raw.strip().rstrip(".")
+            if strip_flex and name.startswith("Flex"):
+                name = name[4:]
+            if name:
+                entry = self.op(name, category, phase)
+                pending = self.ops.get((name, "undetermined"))
+                if pending is not None:
+                    self._recategorize(pending, category)
+                elif not entry.count:
+                    entry.count = 1
+        self.block_category, self.block_phase = category, phase
+
+    def on_select_list(self, m):
+        self._list(m, "needs_flex", "converter_error")
+
+    def on_custom_list(self, m):
+        self._list(m, "needs_custom", "converter_error")
+
+    def on_flex_list(self, m):
+        self._list(m, "needs_flex", "converter_warning", strip_flex=True)
+
+    def on_toco_custom(self, m):
+        self._list(m, "needs_custom", "converter_error")
+
+    def on_details(self, m):
+        self.block = "details"
+
+    def on_mlir_flex_block(self, m):
+        self.block, self.block_category, self.block_phase = "details", "needs_flex", "converter_error"
+
+    def on_mlir_custom_block(self, m):
+        self.block, self.block_category, self.block_phase = "details", "needs_custom", "converter_error"
+
+    def on_summary_table(self, m):
+        self.block = "summary"
+
+    def on_builtin_disabled(self, m):
+        self.op(f"tfl.{m['op']}", "unsupported", "converter_error").count |= 1
+
+    def on_not_legalized(self, m):
+        name = m["op"] if m["dialect"] == "tf" else f"tfl.{m['op']}"
+        self.op(name, "unsupported", "converter_error").count |= 1
+
+    def on_tensorlist_lowering(self, m):
+        pass  # recorded in formats; the ops involved come from their own messages
+
+    def on_runtime_flex(self, m):
+        self.runtime_flex = True
+
+    def on_unresolved_custom(self, m):
+        self.op(m["op"], "needs_custom", "runtime").count |= 1
+
+    def on_node_failed(self, m):
+        name = m["op"]
+        if name.startswith("Flex"):
+            self.op(name[4:], "needs_flex", "runtime").count |= 1
+        elif (name, "needs_custom") not in self.ops and not name.isupper():
+            self.op(name, "needs_custom", "runtime").count |= 1
+
+    def on_missing_builtin(self, m):
+        entry = self.op(m["op"], "needs_newer_runtime", "runtime")
+        entry.version = max(entry.version or 0, int(m["version"]))
+        entry.count |= 1
+
+    def _recategorize(self, entry: LogOp, category: str) -> None:
+        if entry.category == category:
+            return
+        del self.ops[entry.name, entry.category]
+        target = self.ops.get((entry.name, category))
+        if target is None:
+            entry.category = category
+            self.ops[entry.name, category] = entry
+            self.last_error = entry
+            return
+        for loc in entry.locations:
+            target.add_location(loc)
+        target.count = max(target.count, entry.count, 1)
+        target.attrs = target.attrs or entry.attrs
+        target.operand_types = target.operand_types or entry.operand_types
+        target.result_types = target.result_types or entry.result_types
+        self.last_error = target
+
+    def finish(self) -> list[LogOp]:
+        ops = []
+        for entry in self.ops.values():
+            if entry.category == "undetermined":  # no list or error code said which: the allowlist decides later
+                entry.category = "needs_flex_or_custom"
+            entry.count = max(entry.count, 1)
+            ops.append(entry)
+        return sorted(ops, key=lambda e: (e.phase, e.category, e.name))
+
+
+def _signature(entry: LogOp, operands, results, attrs) -> None:
+    if operands and not entry.operand_types:
+        entry.operand_types = [t.strip() for t in _TYPES_SPLIT.split(operands) if t.strip()]
+    if results and not entry.result_types:
+        entry.result_types = [t.strip() for t in _TYPES_SPLIT.split(results) if t.strip()]
+    if attrs and not entry.attrs:
+        entry.attrs = {k: v.strip().strip('"') for k, v in _ATTR.findall(attrs[1:-1]) if k != "device"}
+
+
+def _lines(stream: IO[str]) -> Iterable[str]:
+    while True:
+        line = stream.readline(MAX_LINE)
+        if not line:
+            return
+        if not line.endswith("\n"):  # an over-long line: skip its rest
+            while (rest := stream.readline(MAX_LINE)) and not rest.endswith("\n"):
+                pass
+        yield line.rstrip("\n")
+
+
+def parse_lines(lines: Iterable[str]) -> LogReport:
+    """Parse log lines (any iterable of str)."""
+    p = _Parser()
+    n = 0
+    for n, line in enumerate(lines, 1):
+        p.feed(line)
+    return LogReport(p.finish(), p.formats, n)
+
+
+def parse_log(stream: IO[str] | str) -> LogReport:
+    """Parse a log from a text stream (read line by line, never whole) or a string."""
+    if isinstance(stream, str):
+        stream = io.StringIO(stream)
+    return parse_lines(_lines(stream))
