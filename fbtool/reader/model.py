@@ -244,8 +244,6 @@ def open_model(path: str | os.PathLike, verify: bool = True) -> Model:
     extents) always runs; ``verify=False`` skips the semantic part. Raises
     :class:`ModelError` with a one-line description of the first problem.
     """
-    from .checks import check_bounds, check_semantics
-
     path = os.fspath(path)
     try:
         with open(path, "rb") as f:
@@ -255,17 +253,31 @@ def open_model(path: str | os.PathLike, verify: bool = True) -> Model:
             buf = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
     except OSError as e:
         raise ModelError(e.strerror or str(e), path=path) from None
+    return model_from_buffer(buf, path, verify)
+
+
+def model_from_buffer(buf, name: str, verify: bool = True) -> Model:
+    """Verify and wrap a model already in memory (``bytes``, ``mmap``): e.g. a member of an archive.
+
+    The model owns ``buf``: closing the model closes an mmap.
+    """
+    from .checks import check_bounds, check_semantics
+
     try:
+        if len(buf) == 0:
+            raise ModelError("empty file")
         extent = verify_buffer(buf, SCHEMA)
-        model = Model(path, buf, size, extent)
+        model = Model(name, buf, len(buf), extent)
         check_bounds(model)
         if verify:
             check_semantics(model)
     except ModelError as e:
-        buf.close()
-        e.path = path
+        if isinstance(buf, mmap.mmap):
+            buf.close()
+        e.path = name
         raise
     except BaseException:
-        buf.close()
+        if isinstance(buf, mmap.mmap):
+            buf.close()
         raise
     return model

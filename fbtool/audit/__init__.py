@@ -1,0 +1,1 @@
+"""Audit shipped artifacts: find models in folders and archives, check them against a policy."""

@@ -1,0 +1,32 @@
+"""Audit output: a table for people, JSON Lines for pipelines."""
+from __future__ import annotations
+
+import json
+
+
+def jsonl(record: dict) -> str:
+    return json.dumps(record, separators=(",", ":")) + "\n"
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "?"
+    return f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{n / 1e3:.1f} KB"
+
+
+def table_row(record: dict, style) -> str:
+    if not record.get("ok"):
+        status = style("MALFORMED", "red")
+        return f"{status:<10} {record['location']}\n           {record['error']}"
+    c = record["op_counts"]
+    ops = f"{c['total']} ops" + (style(f", {c['flex']} flex", "yellow") if c["flex"] else "") \
+        + (style(f", {c['custom']} custom", "red") if c["custom"] else "")
+    status = style("FAIL", "red") if record["violation"] else ("warn" if record["findings"] else style("ok", "green"))
+    line = f"{status:<10} {record['location']}  {_size(record['size'])}, {ops}, needs TFLite >= {record['required_runtime'] or '?'}"
+    details = [f"           {'x' if f['violation'] else '-'} {f['message']}" for f in record["findings"]]
+    return "\n".join([line, *details])
+
+
+def summary(totals: dict) -> str:
+    return (f"{totals['models']} model(s): {totals['malformed']} malformed, {totals['flex']} with Flex ops, "
+            f"{totals['custom']} with custom ops, {totals['violations']} violating the policy")
