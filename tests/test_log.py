@@ -132,3 +132,72 @@ def test_huge_log_streams_in_bounded_memory(tmp_path):
     assert ops(doc) == {("MatrixDeterminant", "needs_flex", "converter_error"), ("Roll", "needs_flex", "converter_error")}
     assert doc["lines"] > 1_000_000
     assert int(rss.read_text()) < 100 * 1024   # KiB
+
+
+# Transcribed from fixtures/logs/EXPECTED.md, written by reading each log by eye:
+# log -> {op: (category, Keras layer named in its locations or None)}
+KERAS2 = {"MatrixDeterminant": ("needs_flex", "det"), "Roll": ("needs_flex", "roll_layer"),
+          "StringLength": ("needs_flex", "text_features"), "StringToNumber": ("needs_flex", "text_features"),
+          "Erfinv": ("needs_custom", "erfinv")}
+KERAS3 = {op: (cat, layer + "_1") for op, (cat, layer) in KERAS2.items()}
+KERAS_SELECT = {op: (cat, None) for op, (cat, _) in KERAS2.items()}
+LSTM_FLEX = ["AddV2", "BiasAdd", "Fill", "GatherV2", "Identity", "Less", "MatMul", "Mul", "Pack", "Shape", "Sigmoid",
+             "Split", "StridedSlice", "Tanh", "TensorListReserve", "TensorListSetItem", "TensorListStack", "Transpose"]
+EXPECTED = {
+    "tf2.15_builtins_only_error.log": {"MatrixDeterminant": ("needs_flex", None), "Roll": ("needs_flex", None)},
+    "tf2.15_select_ops_warning.log": {"MatrixDeterminant": ("needs_flex", None), "Roll": ("needs_flex", None)},
+    "tf2.15_custom_op_error.log": {"Erfinv": ("needs_custom", None)},
+    "tf2.13_keras_layers_error.log": KERAS2,
+    "tf2.15_keras_layers_error.log": KERAS2,
+    "tf2.18_keras_layers_error.log": KERAS3,
+    "tf2.21_keras_layers_error.log": KERAS3,
+    **{f"tf{v}_keras_layers_select_warning.log": KERAS_SELECT for v in ("2.13", "2.15", "2.18", "2.21")},
+    **{f"tf{v}_lstm_select_only_error.log": {"tfl.while": ("unsupported", "lstm"),
+                                             **{op: ("needs_flex", None) for op in LSTM_FLEX}} for v in ("2.13", "2.15")},
+    **{f"tf{v}_lstm_select_only_error.log": {"tfl.while": ("unsupported", "lstm_1"),
+                                             **{op: ("needs_flex", None) for op in LSTM_FLEX + ["LogicalAnd"]}}
+       for v in ("2.18", "2.21")},
+    **{f"tf{v}_tensorlist_error.log": {op: ("needs_flex", "lstm") for op in
+                                       ("TensorListReserve", "TensorListSetItem", "TensorListStack")} for v in ("2.13", "2.15")},
+    **{f"tf{v}_tensorlist_error.log": {op: ("needs_flex", "lstm_1") for op in
+                                       ("TensorListReserve", "TensorListSetItem", "TensorListStack")} for v in ("2.18", "2.21")},
+    **{f"tf{v}_runtime_custom_op_error.log": {"Erfinv": ("needs_custom", None)} for v in ("2.13", "2.15", "2.18", "2.21")},
+    **{f"tf{v}_runtime_newer_op_version_error.log": {"CAST": ("needs_newer_runtime", None)}
+       for v in ("2.13", "2.15", "2.18")},
+    "tf2.18_flex_partitions.log": {},
+    "samples/sample_toco_tf1.log": {"Erfinv": ("needs_custom", None), "MatrixDeterminant": ("needs_flex", None),
+                                    "Roll": ("needs_flex", None)},
+    "samples/sample_toco_tf1_unrecognized.log": {"FancyNormalize": ("needs_custom", None)},
+    "samples/sample_mlir_tf2.2.log": {"MatrixDeterminant": ("needs_flex", "det"), "Roll": ("needs_flex", "roll_layer"),
+                                      "Erfinv": ("needs_custom", "erfinv")},
+    "samples/sample_mlir_oneline_list.log": {"ResizeNearestNeighbor": ("needs_flex", None),
+                                             "CombinedNonMaxSuppression": ("needs_custom", None)},
+    "samples/sample_mlir_tf2.4_no_types.log": {"MatrixDeterminant": ("needs_flex", "det"),
+                                               "Roll": ("needs_flex", "roll_layer"),
+                                               "StringToNumber": ("needs_flex", "text_features")},
+    "samples/sample_runtime_old_regular_tf_ops.log": {"MatrixDeterminant": ("needs_flex", None)},
+    "samples/sample_runtime_old_regular_tf_ops_cpp.log": {"Roll": ("needs_flex", None)},
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_logs_against_hand_written_expectations(name):
+    doc = parsed(name)
+    got = {}
+    for op in doc["ops"]:
+        assert op["name"] not in got, f"{op['name']} reported twice: {name}"
+        layers = {loc["layer"] for loc in op["locations"]} | {w.rsplit("/", 1)[-1] for loc in op["locations"]
+                                                              for w in loc["within"]}
+        got[op["name"]] = (op["category"], layers)
+    assert {n: cat for n, (cat, _) in got.items()} == {n: cat for n, (cat, _) in EXPECTED[name].items()}
+    for op, (_, layer) in EXPECTED[name].items():
+        if layer:
+            assert layer in got[op][1], (op, got[op][1])
+
+
+def test_newer_runtime_remedy_names_the_runtime():
+    (op,) = parsed("tf2.18_runtime_newer_op_version_error.log")["ops"]
+    assert (op["name"], op["version"]) == ("CAST", 7)
+    # runtime_version.cc:116 reads {{BuiltinOperator_CAST, 7}, "2.17.0"} (although TF 2.18.1's own runtime
+    # is the one that refused it in this log: the table is what the converter promises, not what ships)
+    assert "runtime too old for CAST version 7" in op["remedy"] and "2.17.0" in op["remedy"]

@@ -47,8 +47,12 @@ def _where(loc: dict) -> str:
     parts = []
     if loc["node"]:
         parts.append(loc["node"] + (f" (layer {loc['layer']})" if loc["layer"] else ""))
+    elif loc["layer"]:
+        parts.append(f"layer {loc['layer']}")
     if loc["function"]:
         parts.append(f"in {loc['function']}")
+    if loc["within"]:
+        parts.append(f"within {loc['within'][0]}")
     user = [f for f in loc["python"] if not f["library"]][:3] or loc["python"][:1]
     if user:
         parts.append(" < ".join(f"{f['file']}:{f['line']}" for f in user))

@@ -31,8 +31,9 @@ PREFIXES = [
 
 FORMATS = [
     # one op that could not be legalized; the location precedes ": error:"
-    _f("op_error", r"(?P<loc>(?:loc\(.*\)|\S+\.py:\d+:\d+|<unknown>:\d+))?:?\s*error: '(?P<dialect>tf|tfl)\.(?P<op>\w+)' "
-                   r"op is neither a custom op nor a flex op"),
+    # (TF 2.18's exception text puts "error:" before the loc(...) instead of after it)
+    _f("op_error", r"(?P<loc>(?:loc\(.*\)|\S+\.py:\d+:\d+|<unknown>:\d+))?:?\s*error:\s*(?P<loc2>loc\(.*\))?:?\s*"
+                   r"'(?P<dialect>tf|tfl)\.(?P<op>\w+)' op is neither a custom op nor a flex op"),
     _f("error_code", r"Error code: (?P<code>ERROR_[A-Z_]+)"),
     _f("current_op", r"see current operation: .*?\"(?P<dialect>tf|tfl)\.(?P<op>\w+)\"\(.*?\)\s*(?P<attrs>\{.*?\})?\s*:\s*"
                      r"\((?P<operands>.*?)\)\s*->\s*\(?(?P<results>.*?)\)?\s*$"),
@@ -42,9 +43,11 @@ FORMATS = [
     _f("details", r"^\s*Details:\s*$"),
     _f("toco_custom", r"operators for which you will need custom implementations(?: and are not recognized by TensorFlow)?: "
                       r"(?P<ops>.+?)\.?\s*$"),
-    _f("mlir_flex_block", r"Ops that can be supported by the flex runtime"),
-    _f("mlir_custom_block", r"Ops that need custom implementation"),
-    _f("builtin_disabled", r"'tfl\.(?P<op>\w+)' op is a TFLite builtin op but builtin emission is not enabled"),
+    # TF 2.2-2.3: a header, then tab-indented "tf.Op {attrs}" lines, or (older) "flag): A,B." on one line
+    _f("mlir_flex_block", r"Ops that can be supported by the flex runtime.*?flag\):\s*(?P<ops>[\w, ]*)"),
+    _f("mlir_custom_block", r"Ops that need custom implementation.*?flag\):\s*(?P<ops>[\w, ]*)"),
+    _f("builtin_disabled", r"(?P<loc>loc\(.*\))?:?\s*error:\s*(?P<loc2>loc\(.*\))?:?\s*'tfl\.(?P<op>\w+)' op is a "
+                           r"TFLite builtin op but builtin emission is not enabled"),
     _f("not_legalized", r"failed to legalize operation '(?P<dialect>tf|tfl)\.(?P<op>\w+)'"),
     _f("tensorlist_lowering", r"Lowering tensor list ops is failed"),
     _f("summary_table", r"Summary on the non-converted ops"),
@@ -60,6 +63,9 @@ DETAIL_LINE = re.compile(r"^\s+tf\.(?P<op>\w+)(?:\((?P<operands>.*?)\)\s*->\s*\(
                          r"(?P<attrs>\{.*\})?\s*$")
 # TF 2.15's table: "- tf.MatrixDeterminant:    1 occurrences  (f32: 1)"
 SUMMARY_LINE = re.compile(r"^\s*-\s+(?P<dialect>tf|tfl)\.(?P<op>\w+):\s+(?P<count>\d+) occurrences")
+
+# TF printed some messages without a line break between them; these start a new line.
+GLUED = re.compile(r"(?=Ops that need custom implementation|Node number \d+ \()")
 
 # Every format above contains one of these: lines without any are skipped after one search.
 TRIGGER = re.compile(r"error|Error code|ops:|Details:|custom implementations|Ops that|builtin emission|failed to "

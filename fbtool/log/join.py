@@ -22,6 +22,7 @@ def join(doc: dict, model: Model) -> dict:
             continue
         same = [m for m in model_ops if m["tf_op"] == entry["name"]]
         layers = {loc["layer"] for loc in entry["locations"] if loc["layer"]}
+        layers |= {scope.rsplit("/", 1)[-1] for loc in entry["locations"] for scope in loc["within"]}
         if layers and any(m["layer"] in layers for m in same):
             same = [m for m in same if m["layer"] in layers]
         if same:

@@ -25,28 +25,39 @@ def _frame(file: str, line: str) -> dict:
 
 
 def parse_location(text: str) -> dict:
-    """``{"node", "layer", "scope", "function", "python"}`` from one location text.
+    """``{"node", "layer", "scope", "function", "within", "python"}`` from one location text.
 
-    ``node`` is the graph node path (``model/det_layer/MatrixDeterminant``), ``layer``
-    the Keras layer in it, ``function`` the traced function, ``python`` the frames,
-    the user's own first (library frames of TensorFlow and Keras last).
+    ``node`` is the op's graph node path (``model/det_layer/MatrixDeterminant``), ``layer``
+    and ``scope`` the Keras layer and scope in it, ``function`` the traced function,
+    ``within`` the scopes of the enclosing call sites (a Keras 2 LSTM's ops are named
+    inside ``standard_lstm``; only the caller ``sequential/lstm/PartitionedCall`` names
+    the layer), ``python`` the frames, the user's own first.
     """
-    node = function = None
+    nodes: list[tuple[str, str | None]] = []
     frames = []
     if text.lstrip().startswith("loc("):
         for name, line, _ in _QUOTED.findall(text):
             if line:
                 frames.append(_frame(name, line))
-            elif "@" in name and node is None:
-                node, function = name.split("@", 1)
-            elif node is None and not _NOISE.match(name):
-                node = name
+            elif "@" in name:
+                nodes.append(tuple(name.split("@", 1)))
+            elif not _NOISE.match(name):
+                nodes.append((name, None))
     else:
         for m in _PY_FRAME.finditer(text):
             frames.append(_frame(m["file"], m["line"]))
     frames.sort(key=lambda f: f["library"])
+    node, function = nodes[0] if nodes else (None, None)
     layer, scope = layer_from_node(node)
-    return {"node": node, "layer": layer, "scope": scope, "function": function, "python": frames[:MAX_FRAMES]}
+    within = []
+    for name, _ in nodes[1:]:
+        outer = layer_from_node(name)[1]
+        if outer and outer not in within and outer != scope:
+            within.append(outer)
+    if layer is None and within:
+        layer, scope = layer_from_node(within[0] + "/op")
+    return {"node": node, "layer": layer, "scope": scope, "function": function, "within": within,
+            "python": frames[:MAX_FRAMES]}
 
 
 def layer_from_node(node: str | None) -> tuple[str | None, str | None]:

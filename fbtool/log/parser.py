@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 from typing import IO, Iterable
 
-from .formats import DETAIL_LINE, FORMATS, PREFIXES, SUMMARY_LINE, TRIGGER
+from .formats import DETAIL_LINE, FORMATS, GLUED, PREFIXES, SUMMARY_LINE, TRIGGER
 from .location import parse_location, signature
 
 MAX_LINE = 1 << 20          # longer lines are cut: a loc chain is long, not that long
@@ -35,9 +35,11 @@ class LogOp:
         frames = {(f["file"], f["line"]) for f in loc["python"]}
         if sig in self._seen:
             return
-        # A bare file:line repeats the first frame of a loc(...) chain already seen (stderr vs exception text).
-        if loc["node"] is None and any(frames and frames <= {(f["file"], f["line"]) for f in known["python"]}
-                                       for known in self.locations):
+        # The exception text repeats an op located in full on stderr with a bare file:line: one of
+        # the chain's frames, or a library frame that says nothing more. Same place, not another one.
+        if loc["node"] is None and self.locations and (
+                all(f["library"] for f in loc["python"])
+                or any(frames <= {(f["file"], f["line"]) for f in known["python"]} for known in self.locations)):
             return
         self._seen.add(sig)
         self.count += 1
@@ -61,6 +63,7 @@ class _Parser:
         self.block_phase = "converter_error"
         self.last_error: LogOp | None = None
         self.runtime_flex = False
+        self.summary: dict[str, int] = {}   # TF 2.15's table: instances of each op left unconverted
 
     def op(self, name: str, category: str, phase: str) -> LogOp:
         """The entry for (name, category). A per-op error starts "undetermined" until the list or
@@ -75,6 +78,12 @@ class _Parser:
             self.formats.append(kind)
 
     def feed(self, line: str) -> None:
+        parts = GLUED.split(line) if "Ops that" in line or "Node number" in line else [line]
+        for part in parts:
+            if part:
+                self._feed(part)
+
+    def _feed(self, line: str) -> None:
         if line[:1] in _PREFIX_STARTS:
             for prefix in PREFIXES:
                 line = prefix.sub("", line, count=1)
@@ -93,8 +102,7 @@ class _Parser:
             m = SUMMARY_LINE.match(line)
             if m:
                 if m["dialect"] == "tf":
-                    entry = self.op(m["op"], "needs_flex", "converter_warning")
-                    entry.count = max(entry.count, int(m["count"]))
+                    self.summary[m["op"]] = self.summary.get(m["op"], 0) + int(m["count"])
                 return True
             return not line.strip() or line.lstrip().startswith(("*", "-", "("))
         m = DETAIL_LINE.match(line)
@@ -110,16 +118,18 @@ class _Parser:
     def on_op_error(self, m):
         name = m["op"] if m["dialect"] == "tf" else f"tfl.{m['op']}"
         entry = self.op(name, "undetermined", "converter_error")
-        if m["loc"] and not m["loc"].startswith("<unknown>"):
-            entry.add_location(parse_location(m["loc"]))
+        loc = m["loc2"] or m["loc"]
+        if loc and not loc.startswith("<unknown>"):
+            entry.add_location(parse_location(loc))
         elif not entry.count:
             entry.count = 1
         self.last_error = entry
 
     def on_error_code(self, m):
         category = CATEGORY_OF_CODE.get(m["code"])
-        if self.last_error is not None and category:
-            self._recategorize(self.last_error, category)
+        last = self.last_error
+        if last is not None and category and self.ops.get((last.name, last.category)) is last:
+            self.last_error = self._recategorize(last, category)
 
     def on_current_op(self, m):
         name = m["op"] if m["dialect"] == "tf" else f"tfl.{m['op']}"
@@ -134,7 +144,7 @@ class _Parser:
             if name:
                 entry = self.op(name, category, phase)
                 pending = self.ops.get((name, "undetermined"))
-                if pending is not None:
+                if pending is not None and pending is not entry:
                     self._recategorize(pending, category)
                 elif not entry.count:
                     entry.count = 1
@@ -150,22 +160,32 @@ class _Parser:
         self._list(m, "needs_flex", "converter_warning", strip_flex=True)
 
     def on_toco_custom(self, m):
-        self._list(m, "needs_custom", "converter_error")
+        # TOCO called every non-builtin op "custom"; whether Flex could run it is the allowlist's call.
+        self._list(m, "undetermined", "converter_error")
 
     def on_details(self, m):
         self.block = "details"
 
     def on_mlir_flex_block(self, m):
-        self.block, self.block_category, self.block_phase = "details", "needs_flex", "converter_error"
+        self._mlir_block(m, "needs_flex")
 
     def on_mlir_custom_block(self, m):
-        self.block, self.block_category, self.block_phase = "details", "needs_custom", "converter_error"
+        self._mlir_block(m, "needs_custom")
+
+    def _mlir_block(self, m, category):
+        if m["ops"].strip():
+            self._list(m, category, "converter_error")
+        self.block, self.block_category, self.block_phase = "details", category, "converter_error"
 
     def on_summary_table(self, m):
         self.block = "summary"
 
     def on_builtin_disabled(self, m):
-        self.op(f"tfl.{m['op']}", "unsupported", "converter_error").count |= 1
+        entry = self.op(f"tfl.{m['op']}", "unsupported", "converter_error")
+        loc = m["loc2"] or m["loc"]
+        if loc:
+            entry.add_location(parse_location(loc))
+        entry.count |= 1
 
     def on_not_legalized(self, m):
         name = m["op"] if m["dialect"] == "tf" else f"tfl.{m['op']}"
@@ -192,25 +212,37 @@ class _Parser:
         entry.version = max(entry.version or 0, int(m["version"]))
         entry.count |= 1
 
-    def _recategorize(self, entry: LogOp, category: str) -> None:
+    def _recategorize(self, entry: LogOp, category: str) -> LogOp:
+        """Move an entry to ``category``, merging it into one already there; return where it went."""
         if entry.category == category:
-            return
+            return entry
         del self.ops[entry.name, entry.category]
         target = self.ops.get((entry.name, category))
         if target is None:
             entry.category = category
             self.ops[entry.name, category] = entry
-            self.last_error = entry
-            return
+            return entry
         for loc in entry.locations:
             target.add_location(loc)
         target.count = max(target.count, entry.count, 1)
         target.attrs = target.attrs or entry.attrs
         target.operand_types = target.operand_types or entry.operand_types
         target.result_types = target.result_types or entry.result_types
-        self.last_error = target
+        return target
 
     def finish(self) -> list[LogOp]:
+        # The table counts instances; on its own (nothing else recognised) it is the only report there is.
+        if not self.ops:
+            for name, count in self.summary.items():
+                self.op(name, "undetermined", "converter_error").count = count
+        for entry in self.ops.values():
+            entry.count = max(entry.count, self.summary.get(entry.name, 0))
+        # An error no list or code classified (TF 2.2 printed none) joins the one classified entry of its op.
+        for (name, category), entry in list(self.ops.items()):
+            if category == "undetermined":
+                known = [e for (n, c), e in self.ops.items() if n == name and c not in ("undetermined", "unsupported")]
+                if len(known) == 1:
+                    self._recategorize(entry, known[0].category)
         ops = []
         for entry in self.ops.values():
             if entry.category == "undetermined":  # no list or error code said which: the allowlist decides later
@@ -226,7 +258,7 @@ def _signature(entry: LogOp, operands, results, attrs) -> None:
     if results and not entry.result_types:
         entry.result_types = [t.strip() for t in _TYPES_SPLIT.split(results) if t.strip()]
     if attrs and not entry.attrs:
-        entry.attrs = {k: v.strip().strip('"') for k, v in _ATTR.findall(attrs[1:-1]) if k != "device"}
+        entry.attrs = {k: v.split(" : ")[0].strip().strip('"') for k, v in _ATTR.findall(attrs[1:-1]) if k != "device"}
 
 
 def _lines(stream: IO[str]) -> Iterable[str]:
