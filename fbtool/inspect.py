@@ -100,7 +100,7 @@ def _zip_names(path: str) -> list[str] | None:
         return None
 
 
-def _tensor(model: Model, t) -> dict:
+def describe_tensor(model: Model, t) -> dict:
     buf = model.buffers[t.buffer] if t.buffer else None
     out = {
         "index": t.index,
@@ -153,7 +153,7 @@ def _subgraph(model: Model, sg) -> dict:
         "inputs": list(sg.inputs),
         "outputs": list(sg.outputs),
         "operators": [_operator(op) for op in sg.operators],
-        "tensors": [_tensor(model, t) for t in sg.tensors],
+        "tensors": [describe_tensor(model, t) for t in sg.tensors],
     }
 
 
