@@ -2,7 +2,7 @@
 
 A TOML file, e.g.::
 
-    deny = ["flex", "custom", "malformed"]      # finding kinds that fail the audit
+    deny = ["flex", "custom"]                   # finding kinds that fail the audit (malformed always does)
     allow_custom = ["TFLite_Detection_PostProcess"]
     max_size_mb = 50
     target_runtime = "2.14"
@@ -126,7 +126,7 @@ def judge(record: dict, policy: Policy) -> dict:
                              "message": f"{record['size'] / 1e6:.1f} MB is over the {rules.max_size_mb:g} MB limit"})
         if rules.require_signatures and not record["signatures"]:
             findings.append({"rule": "no-signatures", "level": "warning", "message": "the model has no signatures"})
-    denied = {KINDS[k] for k in rules.deny}
+    denied = {KINDS[k] for k in (*rules.deny, *DEFAULT_DENY)}  # an unreadable model always fails; a baseline can accept it
     if rules.target_runtime:
         denied.add("runtime-too-old")
     for f in findings:
