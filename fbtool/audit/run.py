@@ -11,7 +11,8 @@ from .discover import models_in_file, walk
 from .policy import Policy, judge
 from .record import audit_found
 
-WINDOW_PER_WORKER = 32   # files in flight per worker: memory stays bounded for any tree size
+BATCH = 32               # files per task: one task per file cost more in the parent than the audit itself
+WINDOW_PER_WORKER = 4    # batches in flight per worker: memory stays bounded for any tree size
 INLINE_BELOW = 4         # so few files are not worth starting worker processes for
 
 
@@ -19,6 +20,10 @@ def audit_file(path: str, policy: Policy) -> list[dict]:
     """Every model a file is or holds, audited and judged."""
     return [judge(audit_found(found, policy.for_location(found.location).target_runtime), policy)
             for found in models_in_file(path)]
+
+
+def audit_batch(paths: list[str], policy: Policy) -> list[dict]:
+    return [record for path in paths for record in audit_file(path, policy)]
 
 
 def audit_paths(paths: Iterable[str], policy: Policy, jobs: int | None = None) -> Iterator[dict]:
@@ -36,10 +41,11 @@ def audit_paths(paths: Iterable[str], policy: Policy, jobs: int | None = None) -
         for path in files:
             yield from audit_file(path, policy)
         return
+    paths = itertools.chain(head, files)
     with ProcessPoolExecutor(jobs) as pool:
         pending: deque = deque()
-        for path in itertools.chain(head, files):
-            pending.append(pool.submit(audit_file, path, policy))
+        while batch := list(itertools.islice(paths, BATCH)):
+            pending.append(pool.submit(audit_batch, batch, policy))
             if len(pending) >= jobs * WINDOW_PER_WORKER:
                 yield from pending.popleft().result()
         while pending:
