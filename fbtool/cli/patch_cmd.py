@@ -1,0 +1,132 @@
+"""``fbtool patch`` and ``fbtool verify``: Flex ops into builtins, and the proof it computes the same."""
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import json
+import os
+import sys
+
+from ..errors import UsageError
+from .style import Style
+
+FLEX_LAST = (2, 18)   # the last TensorFlow whose Python interpreter links the Flex delegate
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("patch", help="rewrite Flex ops that have builtin equivalents, in the flatbuffer",
+                       description="Rewrite Flex ops into TFLite builtins directly in the file; every other "
+                                   "byte stays. The result is verified against the original when a runtime "
+                                   "with the Flex delegate (TensorFlow <= 2.18.1) is available.")
+    p.add_argument("model")
+    p.add_argument("-o", "--output", help="patched model (required unless --dry-run or --in-place)")
+    p.add_argument("--in-place", action="store_true", help="replace MODEL itself (atomically)")
+    p.add_argument("--dry-run", action="store_true", help="show the plan, write nothing")
+    p.add_argument("--json", action="store_true", help="print the JSON document (schemas/patch.schema.json)")
+    _verify_options(p)
+    p.add_argument("--no-verify-run", action="store_true", help="do not run the models to compare them")
+    p.set_defaults(run=run_patch)
+    v = sub.add_parser("verify", help="run ORIGINAL and PATCHED on the same inputs and compare outputs",
+                       description="Run both models on seeded random inputs (all in a separate process) and "
+                                   "report the largest absolute and relative error per output.")
+    v.add_argument("model", metavar="ORIGINAL")
+    v.add_argument("patched", metavar="PATCHED")
+    v.add_argument("--json", action="store_true", help="print the JSON report")
+    _verify_options(v)
+    v.set_defaults(run=run_verify)
+
+
+def _verify_options(p) -> None:
+    p.add_argument("--python", help="Python to run the models with (default: this one); it needs TensorFlow "
+                                    "<= 2.18.1 for models with Flex ops, ai-edge-litert or TensorFlow otherwise")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--runs", type=int, default=3, help="random input sets (default 3)")
+    p.add_argument("--rtol", type=float, default=1e-5)
+    p.add_argument("--atol", type=float, default=1e-6)
+
+
+def flex_runtime_here() -> bool:
+    """Can this Python run Flex ops (TensorFlow <= 2.18 installed)?"""
+    if importlib.util.find_spec("tensorflow") is None:
+        return False
+    for dist in ("tensorflow-cpu", "tensorflow"):
+        try:
+            major, minor = importlib.metadata.version(dist).split(".")[:2]
+            return (int(major), int(minor)) <= FLEX_LAST
+        except (importlib.metadata.PackageNotFoundError, ValueError):
+            continue
+    return False
+
+
+def _verifier(args):
+    from ..verify.compare import verify_models
+
+    def verify(original, candidate):
+        return verify_models(original, candidate, args.python, args.seed, args.runs, args.rtol, args.atol)
+    return verify
+
+
+def run_patch(args, out) -> int:
+    from ..patch.rewrite import VerificationFailed, patch_model
+
+    if args.in_place:
+        args.output = args.model
+    if not args.output and not args.dry_run:
+        raise UsageError("say where to write: -o OUT, --in-place or --dry-run")
+    verify = None
+    if not args.no_verify_run and (args.python or flex_runtime_here()):
+        verify = _verifier(args)
+    try:
+        doc = patch_model(args.model, args.output, args.dry_run, verify)
+    except VerificationFailed as e:
+        doc = e.doc
+        _print(doc, args, out)
+        print(f"fbtool: error: {args.model}: verification failed; nothing was written", file=sys.stderr)
+        return 2
+    _print(doc, args, out)
+    return 0
+
+
+def _print(doc: dict, args, out) -> None:
+    if args.json:
+        out.write(json.dumps(doc) + "\n")
+        return
+    s = Style(out)
+    action = "would rewrite" if doc["dry_run"] else "rewrote"
+    lines = [s(doc["model"], "bold") + f": {action} {len(doc['rewrites'])} of {doc['flex_before']} Flex ops"
+             + (f" -> {doc['output']}" if doc["output"] else "")]
+    for r in doc["rewrites"]:
+        lines.append("  " + s(f"op {r['index']}: {r['custom_code']} -> {r['builtin']} v{r['version']}", "green"))
+    for k in doc["kept"]:
+        lines.append(f"  op {k['index']}: {k['custom_code']} stays: {k['reason']}")
+    v = doc["verification"]
+    if v is None and doc["rewrites"] and not doc["dry_run"]:
+        lines.append(s("  not verified: no runtime with the Flex delegate here (pass --python with TensorFlow "
+                       "<= 2.18.1, or install it)", "yellow"))
+    elif v is not None:
+        lines += _verification_lines(v, s)
+    out.write("\n".join(lines) + "\n")
+
+
+def _verification_lines(v: dict, s) -> list[str]:
+    if "error" in v:
+        return [s(f"  verification failed: {v['error']}", "red")]
+    lines = [f"  verified on {v['runs']} seeded random input sets ({' vs '.join(v['runtimes'])}):"]
+    for name, o in v["outputs"].items():
+        mark = s("ok", "green") if o["ok"] else s("DIFFERS", "red")
+        lines.append(f"    {name}: max abs {o['max_abs']:.3g}, max rel {o['max_rel']:.3g}  {mark}")
+    return lines
+
+
+def run_verify(args, out) -> int:
+    from ..verify.compare import verify_models
+
+    for path in (args.model, args.patched):
+        if not os.path.exists(path):
+            raise UsageError(f"{path}: No such file or directory")
+    report = verify_models(args.model, args.patched, args.python, args.seed, args.runs, args.rtol, args.atol)
+    if args.json:
+        out.write(json.dumps(report) + "\n")
+    else:
+        out.write("\n".join([f"{args.model} vs {args.patched}:", *_verification_lines(report, Style(out))]) + "\n")
+    return 0 if report["ok"] else 1

@@ -1,0 +1,1 @@
+"""Proof that a patched model computes what the original did."""
