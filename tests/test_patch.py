@@ -43,25 +43,46 @@ def test_select_only_model(tmp_path):
     doc = json.loads(r.stdout)
     jsonschema.validate(doc, SCHEMA)
     before, after = opcodes(FIXTURES / "select_only_cnn.tflite"), opcodes(out)
-    # BuiltinOperator codes from schema.fbs: ADD 0, MUL 18, RELU 19, RELU6 21, RESHAPE 22, NEG 59, RSQRT 76, SQUARED_DIFFERENCE 99
-    swap = {"FlexAddV2": 0, "FlexBiasAdd": 0, "FlexMul": 18, "FlexRelu": 19, "FlexRelu6": 21, "FlexReshape": 22,
-            "FlexNeg": 59, "FlexRsqrt": 76, "FlexSquaredDifference": 99}
+    # BuiltinOperator codes from schema.fbs: ADD 0, FULLY_CONNECTED 9, MAX_POOL_2D 17, MUL 18, RELU 19, RELU6 21,
+    # RESHAPE 22, SOFTMAX 25, MEAN 40, STRIDED_SLICE 45, NEG 59, RSQRT 76, SHAPE 77, PACK 83, SQUARED_DIFFERENCE 99
+    swap = {"FlexAddV2": 0, "FlexBiasAdd": 0, "FlexMatMul": 9, "FlexMaxPool": 17, "FlexMul": 18, "FlexRelu": 19,
+            "FlexRelu6": 21, "FlexReshape": 22, "FlexSoftmax": 25, "FlexMean": 40, "FlexStridedSlice": 45,
+            "FlexNeg": 59, "FlexRsqrt": 76, "FlexShape": 77, "FlexPack": 83, "FlexSquaredDifference": 99}
     assert after == [swap.get(b, b) for b in before]
-    assert doc["flex_before"] == 41 and doc["flex_after"] == sum(isinstance(a, str) for a in after) == 17
+    # left: 2 Conv2D and a DepthwiseConv2dNative (need a bias tensor), Erf (GELU pattern), Identity x2, StopGradient
+    assert doc["flex_before"] == 41 and doc["flex_after"] == sum(isinstance(a, str) for a in after) == 7
+    ref = flatbuffer_utils.convert_bytearray_to_object(bytearray(out.read_bytes()))
+    fc = [op for op in ref.subgraphs[0].operators if ref.operatorCodes[op.opcodeIndex].builtinCode == 9]
+    assert [list(op.inputs)[2] for op in fc] == [-1, -1]   # no bias
+    softmax = next(op for op in ref.subgraphs[0].operators if ref.operatorCodes[op.opcodeIndex].builtinCode == 25)
+    assert softmax.builtinOptions.beta == 1.0
 
 
-def test_surgical(tmp_path):
-    """Only the opcode entries, the emptied options' lengths and min_runtime_version change; the rest is
-    the original byte for byte, with the new tables inserted after the flatbuffer."""
-    src = (FIXTURES / "select_only_cnn.tflite").read_bytes()
-    with open_model(FIXTURES / "select_only_cnn.tflite") as m:
+def test_surgical():
+    """Everything but the rewritten ops stays: names, shapes and bytes of every tensor and buffer, except
+    MatMul weights, transposed from [in, out] to FULLY_CONNECTED's [out, in]; the bytes after the
+    flatbuffer come after the new block unchanged."""
+    import numpy as np
+
+    src = FIXTURES / "select_only_cnn.tflite"
+    with open_model(src) as m:
         rewrites, _ = plan(m)
         data = apply(m, rewrites)
         base = m.flatbuffer_extent
-    block = len(data) - len(src)
-    assert data[base + block:] == src[base:]
-    changed = [i for i in range(base) if data[i] != src[i]]
-    assert 0 < len(changed) <= 4 * (len(rewrites) + 9) + 16
+        before = [(t.name, t.dtype, t.shape, m.buffer_bytes(t.buffer)) for t in m.subgraphs[0].tensors]
+        matmul_weights = {m.subgraphs[0].operators[r["index"]].inputs[1] for r in rewrites if r["tf_op"] == "MatMul"}
+    raw = src.read_bytes()
+    assert data[base + len(data) - len(raw):] == raw[base:]
+    from fbtool.reader.model import model_from_buffer
+    with model_from_buffer(data, "patched") as p:
+        after = [(t.name, t.dtype, t.shape, p.buffer_bytes(t.buffer)) for t in p.subgraphs[0].tensors]
+    assert len(matmul_weights) == 2
+    for i, (b, a) in enumerate(zip(before, after)):
+        if i in matmul_weights:
+            w = np.frombuffer(b[3], np.float32).reshape(b[2])
+            assert a[2] == b[2][::-1] and a[3] == w.T.tobytes()
+        else:
+            assert a == b
 
 
 def test_no_rule_gives_identical_bytes(tmp_path):
@@ -95,7 +116,7 @@ def test_external_buffers_and_trailing_zip_survive_an_edit(tmp_path):
 
 def test_dry_run_and_usage(tmp_path):
     r = run_fbtool("patch", FIXTURES / "select_only_cnn.tflite", "--dry-run")
-    assert r.returncode == 0 and "would rewrite 24 of 41" in r.stdout
+    assert r.returncode == 0 and "would rewrite 34 of 41" in r.stdout
     r = run_fbtool("patch", FIXTURES / "select_only_cnn.tflite")
     assert r.returncode == 2 and r.stderr.startswith("fbtool: error:")
 

@@ -1,11 +1,13 @@
-"""``fbtool patch``: Flex ops whose TF op is a plain TFLite builtin become that builtin.
+"""``fbtool patch``: Flex ops whose TF op has a TFLite builtin become that builtin.
 
-This first set of rules covers the catalog's ``code`` rewrites (the builtin takes the same
-inputs, and its options keep their defaults: ADD, MUL, RELU, RSQRT, RESHAPE, ...). A Flex
-op code is rewritten when every op that uses it can be: the OperatorCode entry is then
-pointed at a new builtin OperatorCode, and each op's custom options are emptied in place.
-Nothing else in the file moves, except data stored after the flatbuffer, which shifts by
-the size of the new tables (its offsets are updated).
+Two kinds of rule so far: the catalog's ``code`` rewrites (the builtin takes the same inputs
+with default options: ADD, MUL, RELU, RSQRT, RESHAPE, ...), where each op's custom options
+are emptied in place; and the per-op rules of :mod:`.rules` (options, dropped constant
+operands, weights re-laid out in place), which get a new Operator table that the operators
+vector is re-pointed at. A Flex op code is rewritten when every op that uses it can be: its
+OperatorCode entry is then pointed at a new builtin OperatorCode. Nothing else in the file
+moves, except data stored after the flatbuffer, which shifts by the size of the new tables
+(its offsets are updated).
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from collections import defaultdict
 from ..flex.catalog import TensorInfo, load_catalog
 from ..flex.decode import decode_ops
 from ..reader.model import SCHEMA, Model, open_model
+from .rules import RULES, Context, NoRule, Rewrite
 from .writer import Editor, write_verified
 
 _OPCODE = SCHEMA.tables["OperatorCode"].fields
@@ -47,19 +50,26 @@ def plan(model: Model) -> tuple[list[dict], list[dict]]:
         rule = (catalog.entry(d.tf_op) or {}).get("rewrite")
         if not verdict.rewritable:
             kept.append({**entry, "reason": verdict.reason})
-        elif rule != "code":
-            target = f"builtin {verdict.builtin}" if verdict.builtin else "a rewrite"
-            kept.append({**entry, "reason": f"{target} exists, but fbtool does not yet do '{rule}' rewrites "
-                                            f"({PENDING[rule]})"})
+        elif rule == "code":
+            by_code[op.opcode_index].append(({**entry, "rule": rule}, verdict))
+        elif d.tf_op in RULES:
+            try:
+                rewrite = RULES[d.tf_op](Context(model, d.subgraph, op, {**(catalog.entry(d.tf_op).get("attr_defaults") or {}), **d.attrs}))
+            except NoRule as e:
+                kept.append({**entry, "reason": str(e)})
+                continue
+            by_code[op.opcode_index].append(({**entry, "rule": rule, "_rewrite": rewrite}, verdict))
         else:
-            by_code[op.opcode_index].append((entry, verdict))
+            target = f"builtin {verdict.builtin}" if verdict.builtin else "a rewrite"
+            kept.append({**entry, "reason": f"{target} exists, but fbtool does not yet do this '{rule}' rewrite "
+                                            f"({PENDING[rule]})"})
     rewrites = []
     for code, items in sorted(by_code.items()):
         using = sum(1 for sg in model.subgraphs for op in sg.operators if op.opcode_index == code)
         builtins = {v.builtin for _, v in items}
         if len(items) != using or len(builtins) != 1:
             why = "other ops of the same Flex code cannot be rewritten: fbtool rewrites a Flex code only as a whole"
-            kept += [{**e, "reason": why} for e, _ in items]
+            kept += [{k: v for k, v in e.items() if k not in ("rule", "_rewrite")} | {"reason": why} for e, _ in items]
             continue
         version = max(v.version for _, v in items)
         rewrites += [{**e, "builtin": v.builtin, "version": version, "opcode_index": code,
@@ -90,12 +100,72 @@ def apply(model: Model, rewrites: list[dict]) -> bytes:
         editor.point(vector_at + 4 + 4 * index, _new_opcode(editor, r["builtin"], r["version"]))
     for r in rewrites:
         op = model.subgraphs[r["subgraph"]].operators[r["index"]]
+        if "_rewrite" in r:
+            _new_operator(model, editor, r["subgraph"], op, r["_rewrite"])
+            continue
         at = editor.field_pos(op.t, "custom_options")
         if at is not None:   # an empty vector: the NodeDef bytes stay behind, unreferenced
             target = at + int.from_bytes(model.buf[at:at + 4], "little")
             editor.put(target, "I", 0)
     _update_min_runtime(model, editor, rewrites)
     return editor.render()
+
+
+_OPERATOR = SCHEMA.tables["Operator"].fields
+_UNION_CODE = {name: code for code, name in SCHEMA.unions["BuiltinOptions"].items()}
+
+
+def _deref(model: Model, at: int) -> int:
+    return at + int.from_bytes(model.buf[at:at + 4], "little")
+
+
+def _new_operator(model: Model, editor: Editor, sg: int, op, rewrite: Rewrite) -> None:
+    """A new Operator table (same opcode, the rule's inputs and options) in place of the Flex one."""
+    fields = {_OPERATOR["opcode_index"].slot: ("I", op.opcode_index),
+              _OPERATOR["inputs"].slot: ("I", None), _OPERATOR["outputs"].slot: ("I", None)}
+    if rewrite.options:
+        fields[_OPERATOR["builtin_options_type"].slot] = ("B", _UNION_CODE[rewrite.options])
+        fields[_OPERATOR["builtin_options"].slot] = ("I", None)
+    at, refs = editor.table(fields)
+    editor.point(refs[_OPERATOR["inputs"].slot], editor.vector("i", rewrite.inputs))
+    editor.point(refs[_OPERATOR["outputs"].slot], editor.vector("i", list(op.outputs)))
+    if rewrite.options:
+        editor.point(refs[_OPERATOR["builtin_options"].slot], _options_table(editor, rewrite))
+    subgraph = model.subgraphs[sg].t
+    operators = _deref(model, editor.field_pos(subgraph, "operators"))
+    editor.point(operators + 4 + 4 * op.index, at)
+    for tensor_index, shape, data in rewrite.weight_edits:
+        _edit_weight(model, editor, sg, tensor_index, shape, data)
+
+
+def _options_table(editor: Editor, rewrite: Rewrite) -> int:
+    tdef = SCHEMA.tables[rewrite.options].fields
+    fields, vectors = {}, {}
+    for name, value in rewrite.fields.items():
+        f = tdef[name]
+        if f.kind == "vector":
+            fields[f.slot] = ("I", None)
+            vectors[f.slot] = (f.fmt, value)
+        else:
+            fields[f.slot] = (f.fmt, value)
+    at, refs = editor.table(fields)
+    for slot, (fmt, values) in vectors.items():
+        editor.point(refs[slot], editor.vector(fmt, values))
+    return at
+
+
+def _edit_weight(model: Model, editor: Editor, sg: int, index: int, shape, data) -> None:
+    """Overwrite a constant's shape (same rank) and, when given, its bytes (same size) in place."""
+    tensor = model.subgraphs[sg].tensors[index]
+    for name in ("shape", "shape_signature"):
+        at = editor.field_pos(tensor.t, name)
+        if at is not None:
+            vec = _deref(model, at)
+            for i, dim in enumerate(shape):
+                editor.put(vec + 4 + 4 * i, "i", dim)
+    if data is not None:
+        span = model.buffers[tensor.buffer].data or model.buffers[tensor.buffer].external
+        editor.put_bytes(span.offset, data)
 
 
 def _update_min_runtime(model: Model, editor: Editor, rewrites: list[dict]) -> None:
@@ -128,8 +198,9 @@ def patch_model(path: str | os.PathLike, out: str | os.PathLike | None, dry_run:
         rewrites, kept = plan(model)
         flex_before = sum(op.opcode.kind == "flex" for sg in model.subgraphs for op in sg.operators)
         data = apply(model, rewrites) if rewrites and not dry_run else None
+    public = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rewrites]
     doc = {"model": path, "output": None, "dry_run": dry_run, "flex_before": flex_before,
-           "flex_after": flex_before - len(rewrites), "rewrites": rewrites, "kept": kept, "verification": None}
+           "flex_after": flex_before - len(rewrites), "rewrites": public, "kept": kept, "verification": None}
     if out is None or dry_run:
         return doc
 

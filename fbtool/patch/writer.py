@@ -47,6 +47,16 @@ class Editor:
             raise ValueError("in-place edits are for the original flatbuffer")
         self.edits[pos] = struct.pack("<" + fmt, value)
 
+    def put_bytes(self, pos: int, data: bytes) -> None:
+        if pos + len(data) > self.base and pos < self.model.size and not self._outside(pos):
+            raise ValueError("in-place edits are for the original flatbuffer")
+        self.edits[pos] = bytes(data)
+
+    def _outside(self, pos: int) -> bool:
+        """Data stored after the flatbuffer (Buffer.offset) may be edited in place too."""
+        return any(b.external and b.external.offset <= pos < b.external.offset + b.external.size
+                   for b in self.model.buffers)
+
     def point(self, at: int, target: int) -> None:
         """Make the uoffset stored at ``at`` (original bytes or the new block) refer to ``target``."""
         offset = target - at

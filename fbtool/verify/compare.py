@@ -33,8 +33,11 @@ def verify_models(original: str, patched: str, python: str | None = None, seed: 
         return {"ok": False, "error": f"the runtime did not finish within {timeout} s"}
     except OSError as e:
         raise UsageError(f"cannot run {cmd[0]}: {e.strerror or e}") from None
+    if r.returncode < 0:
+        return {"ok": False, "error": f"the runtime crashed (signal {-r.returncode}) running the models"}
     if r.returncode != 0:
-        last = (r.stderr.strip().splitlines() or [f"exit {r.returncode}"])[-1]
+        errors = [line for line in r.stderr.splitlines() if "Error" in line or "error" in line]
+        last = (errors or r.stderr.strip().splitlines() or [f"exit {r.returncode}"])[-1]
         return {"ok": False, "error": f"the runtime failed: {last}"}
     report = json.loads(r.stdout.strip().splitlines()[-1])
     for out in report["outputs"].values():
