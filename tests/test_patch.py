@@ -44,13 +44,15 @@ def test_select_only_model(tmp_path):
     jsonschema.validate(doc, SCHEMA)
     before, after = opcodes(FIXTURES / "select_only_cnn.tflite"), opcodes(out)
     # BuiltinOperator codes from schema.fbs: ADD 0, FULLY_CONNECTED 9, MAX_POOL_2D 17, MUL 18, RELU 19, RELU6 21,
-    # RESHAPE 22, SOFTMAX 25, MEAN 40, STRIDED_SLICE 45, NEG 59, RSQRT 76, SHAPE 77, PACK 83, SQUARED_DIFFERENCE 99
+    # RESHAPE 22, SOFTMAX 25, MEAN 40, STRIDED_SLICE 45, CAST 53, NEG 59, RSQRT 76, SHAPE 77, PACK 83,
+    # SQUARED_DIFFERENCE 99
     swap = {"FlexAddV2": 0, "FlexBiasAdd": 0, "FlexMatMul": 9, "FlexMaxPool": 17, "FlexMul": 18, "FlexRelu": 19,
             "FlexRelu6": 21, "FlexReshape": 22, "FlexSoftmax": 25, "FlexMean": 40, "FlexStridedSlice": 45,
-            "FlexNeg": 59, "FlexRsqrt": 76, "FlexShape": 77, "FlexPack": 83, "FlexSquaredDifference": 99}
+            "FlexNeg": 59, "FlexRsqrt": 76, "FlexShape": 77, "FlexPack": 83, "FlexSquaredDifference": 99,
+            "FlexIdentity": 53, "FlexStopGradient": 53}
     assert after == [swap.get(b, b) for b in before]
-    # left: 2 Conv2D and a DepthwiseConv2dNative (need a bias tensor), Erf (GELU pattern), Identity x2, StopGradient
-    assert doc["flex_before"] == 41 and doc["flex_after"] == sum(isinstance(a, str) for a in after) == 7
+    # left: 2 Conv2D and a DepthwiseConv2dNative (need a bias tensor), Erf (GELU pattern)
+    assert doc["flex_before"] == 41 and doc["flex_after"] == sum(isinstance(a, str) for a in after) == 4
     ref = flatbuffer_utils.convert_bytearray_to_object(bytearray(out.read_bytes()))
     fc = [op for op in ref.subgraphs[0].operators if ref.operatorCodes[op.opcodeIndex].builtinCode == 9]
     assert [list(op.inputs)[2] for op in fc] == [-1, -1]   # no bias
@@ -116,7 +118,7 @@ def test_external_buffers_and_trailing_zip_survive_an_edit(tmp_path):
 
 def test_dry_run_and_usage(tmp_path):
     r = run_fbtool("patch", FIXTURES / "select_only_cnn.tflite", "--dry-run")
-    assert r.returncode == 0 and "would rewrite 34 of 41" in r.stdout
+    assert r.returncode == 0 and "would rewrite 37 of 41" in r.stdout
     r = run_fbtool("patch", FIXTURES / "select_only_cnn.tflite")
     assert r.returncode == 2 and r.stderr.startswith("fbtool: error:")
 

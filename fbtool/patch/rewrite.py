@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
+from dataclasses import replace
 
 from ..flex.catalog import TensorInfo, load_catalog
 from ..flex.decode import decode_ops
@@ -58,6 +59,10 @@ def plan(model: Model) -> tuple[list[dict], list[dict]]:
             except NoRule as e:
                 kept.append({**entry, "reason": str(e)})
                 continue
+            if rewrite.builtin:
+                version = rewrite.version or 1
+                verdict = replace(verdict, builtin=rewrite.builtin, version=version,
+                                  min_runtime=catalog.min_runtime(rewrite.builtin, version))
             by_code[op.opcode_index].append(({**entry, "rule": rule, "_rewrite": rewrite}, verdict))
         else:
             target = f"builtin {verdict.builtin}" if verdict.builtin else "a rewrite"

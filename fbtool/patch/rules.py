@@ -26,6 +26,8 @@ class Rewrite:
     options: str | None = None                     # builtin options table name
     fields: dict = field(default_factory=dict)     # option field -> value (lists for vector fields)
     weight_edits: list = field(default_factory=list)   # (tensor index, new shape, new data bytes or None)
+    builtin: str | None = None                     # when the rule picks the builtin, not the catalog
+    version: int | None = None
 
 
 @dataclass
@@ -105,6 +107,17 @@ def _matmul(ctx: Context) -> Rewrite:
     return Rewrite([x, w, -1], "FullyConnectedOptions", {}, edits)
 
 
+def _copy(ctx: Context) -> Rewrite:
+    """Identity, StopGradient, Snapshot: a CAST to the same type, which copies. Deleting the op and
+    rewiring its consumers would save the copy, but needs a new operators vector (not yet)."""
+    dtype = ctx.tensors[ctx.op.inputs[0]].dtype
+    if dtype not in ("float32", "int32", "int64", "int16", "int8", "uint8", "bool", "float16"):
+        raise NoRule(f"no same-type CAST for {dtype}")
+    code = _dtype(dtype)
+    return Rewrite([ctx.op.inputs[0]], "CastOptions", {"in_data_type": code, "out_data_type": code},
+                   builtin="CAST", version=1)
+
+
 def _needs_bias(ctx: Context) -> Rewrite:
     """CONV_2D requires a bias (conv.cc) and TFLite 2.18's DEPTHWISE_CONV_2D crashed without one (seen);
     a model converted from TF carries the bias in a separate BiasAdd, so a new tensor is needed."""
@@ -125,4 +138,5 @@ RULES = {
     "Any": _reducer, "All": _reducer,
     "ConcatV2": _concat, "GatherV2": _gather, "StridedSlice": _strided_slice,
     "MatMul": _matmul, "Conv2D": _needs_bias, "DepthwiseConv2dNative": _needs_bias,
+    "Identity": _copy, "StopGradient": _copy, "Snapshot": _copy,
 }
