@@ -106,8 +106,9 @@ def tensor_map(name, index):
     return t
 
 
-def mlp(path, n_in, n_hidden, n_out=16):
-    """input -> FC(n_in->n_hidden, RELU) -> FC(n_hidden->n_out) -> ADD const -> output."""
+def mlp(path, n_in, n_hidden, n_out=16, flex_add=False):
+    """input -> FC(n_in->n_hidden, RELU) -> FC(n_hidden->n_out) -> ADD const -> output
+    (the ADD as a FlexAddV2 with ``flex_add``, for the patch bench)."""
     rng = np.random.default_rng(0)
 
     def weights(*shape):
@@ -123,8 +124,9 @@ def mlp(path, n_in, n_hidden, n_out=16):
              [h, g.tensor("dense_1/MatMul", [n_out, n_hidden], weights(n_out, n_hidden)),
               g.tensor("dense_1/BiasAdd/ReadVariableOp", [n_out], weights(n_out))],
              g.tensor("dense_1/BiasAdd", [1, n_out]))
-    out = g.op(OP.ADD, [y, g.tensor("add/y", [n_out], weights(n_out))],
-               g.tensor("StatefulPartitionedCall:0", [1, n_out]))
+    add = dict(custom_code="FlexAddV2", custom_options=flex_addv2_options()) if flex_add else {}
+    out = g.op(OP.CUSTOM if flex_add else OP.ADD, [y, g.tensor("add/y", [n_out], weights(n_out))],
+               g.tensor("StatefulPartitionedCall:0", [1, n_out]), **add)
     g.write(path, f"fbtool bench: mlp {n_in}x{n_hidden}x{n_out}", x, out)
 
 
@@ -165,6 +167,8 @@ MODELS = {
     "big_weights.tflite": lambda p: mlp(p, 10240, 8192),
     "small_weights.tflite": lambda p: mlp(p, 512, 512),
     "many_ops.tflite": many_ops,
+    "big_flex.tflite": lambda p: mlp(p, 10240, 8192, flex_add=True),
+    "many_flex.tflite": lambda p: many_ops(p, flex_every=1),
 }
 
 

@@ -101,8 +101,9 @@ def _print(doc: dict, args, out) -> None:
         lines.append(f"  op {k['index']}: {k['custom_code']} stays: {k['reason']}")
     v = doc["verification"]
     if v is None and doc["rewrites"] and not doc["dry_run"]:
-        lines.append(s("  not verified: no runtime with the Flex delegate here (pass --python with TensorFlow "
-                       "<= 2.18.1, or install it)", "yellow"))
+        why = ("--no-verify-run" if args.no_verify_run else
+               "no runtime with the Flex delegate here (pass --python with TensorFlow <= 2.18.1, or install it)")
+        lines.append(s(f"  not verified: {why}", "yellow"))
     elif v is not None:
         lines += _verification_lines(v, s)
     out.write("\n".join(lines) + "\n")

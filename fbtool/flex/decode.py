@@ -41,8 +41,12 @@ def plain(value):
     return value
 
 
-def decode_op(model: Model, subgraph: int, op: Operator) -> DecodedOp:
-    """Decode one Flex or custom operator; a failure is recorded in ``error``, never raised."""
+def decode_op(model: Model, subgraph: int, op: Operator, memo: dict | None = None) -> DecodedOp:
+    """Decode one Flex or custom operator; a failure is recorded in ``error``, never raised.
+
+    ``memo`` maps option bytes already decoded to their result: a converted model repeats the
+    same NodeDef for every op of a kind (10,000 identical ones in a long all-Flex chain).
+    """
     code = op.opcode.custom_code or ""
     kind = op.opcode.kind
     name = code[len(FLEX_PREFIX):] if kind == "flex" else code
@@ -56,6 +60,12 @@ def decode_op(model: Model, subgraph: int, op: Operator) -> DecodedOp:
         result.error = f"custom options of {span.size} bytes are too large to decode"
         return result
     raw = model.read(span)
+    key = (code, raw)
+    if memo is not None and key in memo:
+        known = memo[key]
+        result.tf_op, result.attrs, result.num_inputs, result.error = \
+            known.tf_op, known.attrs, known.num_inputs, known.error
+        return result
     try:
         if kind == "flex":
             _decode_flex(raw, result)
@@ -64,6 +74,8 @@ def decode_op(model: Model, subgraph: int, op: Operator) -> DecodedOp:
             result.attrs = plain(root) if isinstance(root, dict) else {"value": plain(root)}
     except (FlexBufferError, ProtoError) as e:
         result.error = f"options do not decode: {e}"
+    if memo is not None:
+        memo[key] = result
     return result
 
 
@@ -81,5 +93,6 @@ def _decode_flex(raw: bytes, result: DecodedOp) -> None:
 
 def decode_ops(model: Model) -> list[DecodedOp]:
     """Every Flex and custom operator of every subgraph, in order."""
-    return [decode_op(model, sg.index, op) for sg in model.subgraphs for op in sg.operators
+    memo: dict = {}
+    return [decode_op(model, sg.index, op, memo) for sg in model.subgraphs for op in sg.operators
             if op.opcode.kind != "builtin"]

@@ -19,7 +19,7 @@ from ..flex.catalog import TensorInfo, load_catalog
 from ..flex.decode import decode_ops
 from ..reader.model import SCHEMA, Model, open_model
 from .rules import RULES, Context, NoRule, Rewrite
-from .writer import Editor, write_verified
+from .writer import Editor, write_patched
 
 _OPCODE = SCHEMA.tables["OperatorCode"].fields
 _CODES = SCHEMA.enums["BuiltinOperator"]
@@ -95,8 +95,8 @@ def _new_opcode(editor: Editor, builtin: str, version: int) -> int:
     return at
 
 
-def apply(model: Model, rewrites: list[dict]) -> bytes:
-    """The patched file's bytes."""
+def apply(model: Model, rewrites: list[dict]) -> Editor:
+    """The edits that make the patched file (``.render()`` for bytes, ``.chunks()`` to stream)."""
     editor = Editor(model)
     vector_at = editor.field_pos(model.root, "operator_codes")
     vector_at += int.from_bytes(model.buf[vector_at:vector_at + 4], "little")
@@ -113,7 +113,7 @@ def apply(model: Model, rewrites: list[dict]) -> bytes:
             target = at + int.from_bytes(model.buf[at:at + 4], "little")
             editor.put(target, "I", 0)
     _update_min_runtime(model, editor, rewrites)
-    return editor.render()
+    return editor
 
 
 _OPERATOR = SCHEMA.tables["Operator"].fields
@@ -202,23 +202,19 @@ def patch_model(path: str | os.PathLike, out: str | os.PathLike | None, dry_run:
     with open_model(path) as model:
         rewrites, kept = plan(model)
         flex_before = sum(op.opcode.kind == "flex" for sg in model.subgraphs for op in sg.operators)
-        data = apply(model, rewrites) if rewrites and not dry_run else None
-    public = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rewrites]
-    doc = {"model": path, "output": None, "dry_run": dry_run, "flex_before": flex_before,
-           "flex_after": flex_before - len(rewrites), "rewrites": public, "kept": kept, "verification": None}
-    if out is None or dry_run:
-        return doc
+        public = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rewrites]
+        doc = {"model": path, "output": None, "dry_run": dry_run, "flex_before": flex_before,
+               "flex_after": flex_before - len(rewrites), "rewrites": public, "kept": kept, "verification": None}
+        if out is None or dry_run:
+            return doc
 
-    def check(candidate: str) -> None:
-        if verify is not None and rewrites:
-            doc["verification"] = verify(path, candidate)
-            if not doc["verification"]["ok"]:
-                raise VerificationFailed(doc)
+        def check(candidate: str) -> None:
+            if verify is not None and rewrites:
+                doc["verification"] = verify(path, candidate)
+                if not doc["verification"]["ok"]:
+                    raise VerificationFailed(doc)
 
-    if data is None:
-        with open(path, "rb") as f:
-            data = f.read()
-    write_verified(data, os.fspath(out), check)
+        write_patched(path, apply(model, rewrites) if rewrites else None, os.fspath(out), check)
     doc["output"] = os.fspath(out)
     return doc
 

@@ -12,14 +12,16 @@ that nothing points to any more stay as dead bytes, like a converter's padding.
 from __future__ import annotations
 
 import os
+import shutil
 import struct
 import tempfile
 
 from ..errors import ModelError
-from ..reader.model import Model, model_from_buffer
+from ..reader.model import Model, open_model
 from ..reader.table import Table
 
 ALIGN = 16
+CHUNK = 1 << 20
 
 
 class Editor:
@@ -43,26 +45,21 @@ class Editor:
 
     # -- in-place edits of the original bytes --------------------------------------------------
     def put(self, pos: int, fmt: str, value) -> None:
-        if pos >= self.base:
-            raise ValueError("in-place edits are for the original flatbuffer")
-        self.edits[pos] = struct.pack("<" + fmt, value)
+        self.put_bytes(pos, struct.pack("<" + fmt, value))
 
     def put_bytes(self, pos: int, data: bytes) -> None:
-        if pos + len(data) > self.base and pos < self.model.size and not self._outside(pos):
-            raise ValueError("in-place edits are for the original flatbuffer")
+        """Overwrite original bytes (inside the flatbuffer or in data stored after it), by their
+        position in the input; the new block is addressed by output position (:meth:`point`)."""
+        if pos < 0 or pos + len(data) > self.model.size:
+            raise ValueError("in-place edits are for the original bytes")
         self.edits[pos] = bytes(data)
-
-    def _outside(self, pos: int) -> bool:
-        """Data stored after the flatbuffer (Buffer.offset) may be edited in place too."""
-        return any(b.external and b.external.offset <= pos < b.external.offset + b.external.size
-                   for b in self.model.buffers)
 
     def point(self, at: int, target: int) -> None:
         """Make the uoffset stored at ``at`` (original bytes or the new block) refer to ``target``."""
         offset = target - at
         if not 0 < offset < 1 << 31:
             raise ValueError(f"offset from {at} to {target} cannot be encoded")
-        if at >= self.base:
+        if self.base <= at < self.base + len(self.tail):   # in the new block (output positions)
             struct.pack_into("<I", self.tail, at - self.base, offset)
         else:
             self.put(at, "I", offset)
@@ -114,38 +111,95 @@ class Editor:
         return at, refs
 
     # -- output ----------------------------------------------------------------------------------
-    def render(self) -> bytes:
+    def _shift_external(self) -> None:
         delta = len(self.tail) + (-len(self.tail) % ALIGN)
         for b in self.model.buffers:   # data stored after the flatbuffer moves by the block's size
             if b.external and delta:
                 table = self.model.root.get("buffers")[b.index]
                 self.put(self.field_pos(table, "offset"), "Q", b.external.offset + delta)
-        head = bytearray(self.model.buf[:self.base])
-        for pos, data in self.edits.items():
-            head[pos:pos + len(data)] = data
-        if not self.tail:
-            return bytes(head) + bytes(self.model.buf[self.base:])
-        return bytes(head) + bytes(self.tail) + bytes(-len(self.tail) % ALIGN) + bytes(self.model.buf[self.base:])
+
+    def write_to(self, dst_fd: int, src_fd: int) -> None:
+        """Write the output: the original with edits applied and the new block after the flatbuffer.
+        Unedited stretches are copied by the kernel (copy_file_range), never through this
+        process's memory, so a 300 MB model costs about what `cp` does."""
+        if self.tail:
+            self._shift_external()
+        edits = sorted(self.edits.items())
+        self._original(src_fd, dst_fd, 0, self.base, edits)
+        if self.tail:
+            _write_all(dst_fd, bytes(self.tail) + bytes(-len(self.tail) % ALIGN))
+        self._original(src_fd, dst_fd, self.base, self.model.size, edits)
+
+    def _original(self, src_fd: int, dst_fd: int, start: int, end: int, edits) -> None:
+        pos = start
+        for at, data in edits:
+            if at + len(data) <= start or at >= end:
+                continue
+            lo = max(at, start)
+            if lo < pos:
+                raise ValueError(f"overlapping edits at byte {lo}")
+            _copy(src_fd, dst_fd, pos, lo - pos)
+            hi = min(at + len(data), end)
+            _write_all(dst_fd, data[lo - at:hi - at])
+            pos = max(pos, hi)
+        _copy(src_fd, dst_fd, pos, end - pos)
+
+    def render(self) -> bytes:
+        """The output as bytes (small models, tests)."""
+        with tempfile.TemporaryFile() as dst, open(self.model.path, "rb") as src:
+            self.write_to(dst.fileno(), src.fileno())
+            dst.seek(0)
+            return dst.read()
 
 
-def write_verified(data: bytes, out: str, check=None) -> None:
-    """Verify ``data`` with fbtool's own verifier, write it to a temp file beside ``out``, let
-    ``check(temp_path)`` veto it (by raising), then fsync and rename: ``out`` is never partial."""
-    with model_from_buffer(data, out):
-        pass
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _copy(src_fd: int, dst_fd: int, offset: int, count: int) -> None:
+    while count > 0:
+        try:
+            n = os.copy_file_range(src_fd, dst_fd, min(count, 1 << 30), offset)
+        except (AttributeError, OSError):   # not Linux, or a file system that cannot: read and write
+            n = len(chunk := os.pread(src_fd, min(count, CHUNK), offset))
+            _write_all(dst_fd, chunk)
+        if n == 0:
+            raise OSError("the model file ended early while copying it")
+        offset += n
+        count -= n
+
+
+def write_patched(source: str, editor: Editor | None, out: str, check=None) -> None:
+    """Write the patched model (or, with no editor, a copy of ``source``) to a temp file beside
+    ``out``, stream by stream; verify it with fbtool's own verifier, let ``check(temp_path)`` veto
+    it by raising, then fsync and rename: ``out`` is never partial, and nothing is written on failure."""
     folder = os.path.dirname(os.path.abspath(out))
     fd, tmp = tempfile.mkstemp(prefix=".fbtool-", suffix=".tflite", dir=folder)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            with open(source, "rb") as src:
+                if editor is None:
+                    shutil.copyfileobj(src, f, CHUNK)
+                else:
+                    f.flush()
+                    editor.write_to(f.fileno(), src.fileno())
             f.flush()
             os.fsync(f.fileno())
+        with open_model(tmp):
+            pass
         if check is not None:
             check(tmp)
         os.replace(tmp, out)
     except BaseException:
-        os.unlink(tmp)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
         raise
+    _sync_folder(folder, out)
+
+
+def _sync_folder(folder: str, out: str) -> None:
     try:
         dir_fd = os.open(folder, os.O_RDONLY)
     except OSError:

@@ -58,8 +58,10 @@ def inputs_of(interp):
 def main():
     original, patched, seed, runs = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     flex = json.loads(sys.argv[5])
+    # Both in the same runtime, so that a difference is the rewrite's and not two runtimes' kernels:
+    # an original with Flex ops pins both to TensorFlow.
     a, runtime_a = interpreter(original, flex[0])
-    b, runtime_b = interpreter(patched, flex[1])
+    b, runtime_b = interpreter(patched, flex[0] or flex[1])
     rng = np.random.default_rng(seed)
     report = {"runtimes": [runtime_a, runtime_b], "runs": runs, "outputs": {}}
     for _ in range(runs):
