@@ -69,7 +69,7 @@ def test_surgical():
     src = FIXTURES / "select_only_cnn.tflite"
     with open_model(src) as m:
         rewrites, _ = plan(m)
-        data = apply(m, rewrites)
+        data = apply(m, rewrites).render()
         base = m.flatbuffer_extent
         before = [(t.name, t.dtype, t.shape, m.buffer_bytes(t.buffer)) for t in m.subgraphs[0].tensors]
         matmul_weights = {m.subgraphs[0].operators[r["index"]].inputs[1] for r in rewrites if r["tf_op"] == "MatMul"}
@@ -138,7 +138,7 @@ def test_a_wrong_rewrite_is_caught(tmp_path):
     with open_model(FIXTURES / "select_only_cnn.tflite") as m:
         rewrites, _ = plan(m)
         wrong = [{**r, "builtin": "SUB"} if r["tf_op"] == "AddV2" else r for r in rewrites]
-        data = apply(m, wrong)
+        data = apply(m, wrong).render()
     bad = tmp_path / "wrong.tflite"
     bad.write_bytes(data)
     report = verify_models(str(FIXTURES / "select_only_cnn.tflite"), str(bad), FLEX_PYTHON)
