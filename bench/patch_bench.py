@@ -11,11 +11,10 @@ import argparse
 import datetime
 import os
 import shlex
-import statistics
 import sys
 import tempfile
 
-from run import CACHE, ENV, HERE, ROOT, TIME, machine, measure  # noqa: F401  (ENV, TIME used by measure)
+from run import CACHE, HERE, ROOT, machine, rounds
 
 README = os.path.join(HERE, "README.md")
 BEGIN, END = "<!-- patch:begin -->", "<!-- patch:end -->"
@@ -50,15 +49,7 @@ def main():
     paths = models()
     load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(dir=CACHE) as scratch:
-        todo = list(cases(paths, scratch))
-        samples = {(label, m): [] for label, m, _ in todo}
-        for rep in range(args.repeat + 1):
-            print(f"round {rep}/{args.repeat}" + (" (warm-up)" if rep == 0 else ""), file=sys.stderr)
-            for label, m, argv in todo:
-                result = measure(argv)
-                if rep:
-                    samples[label, m].append(result)
-    res = {k: (statistics.median(w for w, _ in v), statistics.median(r for _, r in v)) for k, v in samples.items()}
+        res = rounds(list(cases(paths, scratch)), args.repeat)
     lines = ["| command | model | median wall s | median peak RSS MB |", "|---|---|---:|---:|"]
     lines += [f"| `{label}` | {m} | {wall:.3f} | {rss:.0f} |" for (label, m), (wall, rss) in res.items()]
     checks = [

@@ -74,17 +74,22 @@ def cases(args, models, scratch):
             yield "TF Analyzer", m, [args.tf_python, "-c", ANALYZER, models[m]]
 
 
+def rounds(todo, repeat):
+    """Run (label, model, argv) commands round-robin: a warm-up round, then ``repeat`` timed ones;
+    return {(label, model): (median wall s, median peak RSS MB)}."""
+    samples = {(label, m): [] for label, m, _ in todo}
+    for rep in range(repeat + 1):
+        print(f"round {rep}/{repeat}" + (" (warm-up)" if rep == 0 else ""), file=sys.stderr)
+        for label, m, argv in todo:
+            result = measure(argv)
+            if rep:
+                samples[label, m].append(result)
+    return {k: (statistics.median(w for w, _ in v), statistics.median(r for _, r in v)) for k, v in samples.items()}
+
+
 def run(args, models):
     with tempfile.TemporaryDirectory() as scratch:
-        todo = list(cases(args, models, scratch))
-        samples = {(label, m): [] for label, m, _ in todo}
-        for rep in range(args.repeat + 1):
-            print(f"round {rep}/{args.repeat}" + (" (warm-up)" if rep == 0 else ""), file=sys.stderr)
-            for label, m, argv in todo:
-                result = measure(argv)
-                if rep:
-                    samples[label, m].append(result)
-    return {k: (statistics.median(w for w, _ in v), statistics.median(r for _, r in v)) for k, v in samples.items()}
+        return rounds(list(cases(args, models, scratch)), args.repeat)
 
 
 def report(res, args):
