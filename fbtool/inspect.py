@@ -51,7 +51,7 @@ def describe(model: Model, digest: str | None = None) -> dict:
         "file": _file_info(model, digest),
         "schema_version": model.version,
         "description": model.description,
-        "min_runtime_version": _min_runtime(model),
+        "min_runtime_version": model.min_runtime_version,
         "conversion": _conversion_metadata(model),
         "op_counts": {"total": len(ops), "builtin": kinds["builtin"], "flex": kinds["flex"], "custom": kinds["custom"]},
         "operator_codes": [
@@ -176,14 +176,6 @@ def _largest(subgraphs: list[dict]) -> list[dict]:
          **({"sparse": True} if t.get("sparse") else {})}
         for n, si, t in consts[:LARGEST]
     ]
-
-
-def _min_runtime(model: Model) -> str | None:
-    for name, index in model.metadata:
-        if name == "min_runtime_version":
-            raw = model.buffer_bytes(index, 64)
-            return raw.split(b"\0", 1)[0].decode("ascii", "replace")
-    return None
 
 
 def _conversion_metadata(model: Model) -> dict | None:

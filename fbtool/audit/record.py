@@ -6,21 +6,10 @@ import mmap
 import os
 
 from ..errors import ModelError
-from ..flex.catalog import load_catalog
+from ..flex.catalog import load_catalog, version_tuple
 from ..inspect import sha256_file
 from ..reader.model import Model, model_from_buffer
 from .discover import Found
-
-
-def version_tuple(text: str | None) -> tuple[int, ...]:
-    """``"2.14"`` -> (2, 14); junk parts count as 0, so any string compares."""
-    parts = []
-    for p in (text or "").split("."):
-        digits = "".join(c for c in p if c.isdigit())
-        parts.append(int(digits) if digits else 0)
-    while len(parts) > 1 and parts[-1] == 0:
-        parts.pop()
-    return tuple(parts)
 
 
 def _load(found: Found):
@@ -93,16 +82,12 @@ def _describe(model: Model, target: str | None) -> dict:
                               f"{op} v{v}") for (op, v), r in needs.items()
                      if r and version_tuple(r) > version_tuple(target)]
     meta = {name for name, _ in model.metadata}
-    min_runtime = None
-    for name, index in model.metadata:
-        if name == "min_runtime_version" and min_runtime is None:
-            min_runtime = model.buffer_bytes(index, 64).split(b"\0", 1)[0].decode("ascii", "replace") or None
     return {
         "op_counts": {**counts, "total": sum(counts.values())},
         "flex_ops": sorted(flex),
         "custom_ops": sorted(custom),
         "builtins": [{"op": op, "version": v, "min_runtime": r} for (op, v), r in needs.items()],
-        "min_runtime_version": min_runtime,
+        "min_runtime_version": model.min_runtime_version,
         "required_runtime": required,
         "signatures": len(model.signatures),
         "metadata": sorted(meta),

@@ -154,6 +154,17 @@ class Catalog:
         return Verdict(True, builtin, version, self.min_runtime(builtin, version), reason)
 
 
+def version_tuple(text: str | None) -> tuple[int, ...]:
+    """``"2.14"`` -> (2, 14); junk parts count as 0, so any string compares."""
+    parts = []
+    for p in (text or "").split("."):
+        digits = "".join(c for c in p if c.isdigit())
+        parts.append(int(digits) if digits else 0)
+    while len(parts) > 1 and parts[-1] == 0:
+        parts.pop()
+    return tuple(parts)
+
+
 @functools.cache
 def load_catalog() -> Catalog:
     """The catalog shipped with fbtool, parsed on first use."""

@@ -15,7 +15,7 @@ import os
 from collections import defaultdict
 from dataclasses import replace
 
-from ..flex.catalog import TensorInfo, load_catalog
+from ..flex.catalog import TensorInfo, load_catalog, version_tuple
 from ..flex.decode import decode_ops
 from ..reader.model import SCHEMA, Model, open_model
 from .rules import RULES, Context, NoRule, Rewrite
@@ -174,8 +174,6 @@ def _edit_weight(model: Model, editor: Editor, sg: int, index: int, shape, data)
 
 
 def _update_min_runtime(model: Model, editor: Editor, rewrites: list[dict]) -> None:
-    from ..audit.record import version_tuple
-
     catalog = load_catalog()
     needs = [catalog.min_runtime(r["builtin"], r["version"]) for r in rewrites]
     needs = [n for n in needs if n]

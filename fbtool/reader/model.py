@@ -218,6 +218,14 @@ class Model:
         """(name, buffer index) for each Model.metadata entry."""
         return [(t.get("name", ""), t.get("buffer")) for t in self.root.get("metadata", [])]
 
+    @property
+    def min_runtime_version(self) -> str | None:
+        """The converter's ``min_runtime_version`` metadata (the first entry; None if absent or empty)."""
+        for name, index in self.metadata:
+            if name == "min_runtime_version":
+                return self.buffer_bytes(index, 64).split(b"\0", 1)[0].decode("ascii", "replace") or None
+        return None
+
     @cached_property
     def signatures(self) -> list[Signature]:
         sigs = []
