@@ -100,9 +100,7 @@ def test_external_buffers_and_trailing_zip_survive_an_edit(tmp_path):
         with open_model(FIXTURES / name) as m:
             ed = Editor(m)
             at, _ = ed.table({0: ("b", 9), 3: ("i", 9)})   # a FULLY_CONNECTED OperatorCode
-            vec = ed.field_pos(m.root, "operator_codes")
-            vec += int.from_bytes(m.buf[vec:vec + 4], "little")
-            ed.point(vec + 4, at)
+            ed.point(ed.target(m.root, "operator_codes") + 4, at)
             data = ed.render()
             before = [m.buffer_bytes(b.index) for b in m.buffers]
         out = tmp_path / name

@@ -66,7 +66,7 @@ def _describe(model: Model, target: str | None) -> dict:
             oc = op.opcode
             counts[oc.kind] += 1
             if oc.kind == "flex":
-                flex[oc.custom_code[4:]] = flex.get(oc.custom_code[4:], 0) + 1
+                flex[oc.tf_op] = flex.get(oc.tf_op, 0) + 1
             elif oc.kind == "custom":
                 custom[oc.custom_code] = custom.get(oc.custom_code, 0) + 1
             else:

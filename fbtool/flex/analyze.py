@@ -54,8 +54,7 @@ def describe_flex(model: Model) -> dict:
                          reason=f"custom op: needs a kernel registered as {d.custom_code!r}" + (f"; {why}" if why else ""))
         else:
             infos = [TensorInfo(sg.tensors[ti].dtype, tuple(sg.tensors[ti].shape_signature),
-                                bool(sg.tensors[ti].buffer and model.buffers[sg.tensors[ti].buffer].size))
-                     for ti in op.inputs if ti >= 0]
+                                model.is_constant(sg.tensors[ti])) for ti in op.inputs if ti >= 0]
             v = catalog.assess(d.tf_op, d.attrs, infos)
             entry.update(rewritable=v.rewritable, builtin=v.builtin, version=v.version,
                          min_runtime=v.min_runtime, reason=v.reason)

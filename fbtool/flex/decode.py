@@ -9,7 +9,6 @@ from .nodedef import parse_nodedef, text
 from .protobuf import ProtoError
 
 MAX_OPTIONS_BYTES = 16 << 20
-FLEX_PREFIX = "Flex"
 
 
 @dataclass
@@ -49,7 +48,7 @@ def decode_op(model: Model, subgraph: int, op: Operator, memo: dict | None = Non
     """
     code = op.opcode.custom_code or ""
     kind = op.opcode.kind
-    name = code[len(FLEX_PREFIX):] if kind == "flex" else code
+    name = op.opcode.tf_op or code
     result = DecodedOp(subgraph, op.index, kind, code, name, {})
     span = op.custom_options
     if span is None or span.size == 0:

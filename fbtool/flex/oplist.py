@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 
 from ..reader.model import open_model
-from .decode import FLEX_PREFIX
 
 
 def list_ops(paths: list[str | os.PathLike], verify: bool = True) -> dict:
@@ -20,7 +19,7 @@ def list_ops(paths: list[str | os.PathLike], verify: bool = True) -> dict:
                     if oc.kind == "builtin":
                         builtins.setdefault((oc.name, oc.version), set()).add(path)
                     elif oc.kind == "flex":
-                        flex.setdefault(oc.custom_code[len(FLEX_PREFIX):], set()).add(path)
+                        flex.setdefault(oc.tf_op, set()).add(path)
                     else:
                         custom.setdefault(oc.custom_code, set()).add(path)
     return {

@@ -50,7 +50,7 @@ def build_graph(model: Model) -> ModelGraph:
         g = nx.DiGraph(index=sg.index, name=sg.name, inputs=list(sg.inputs), outputs=list(sg.outputs))
         calls.add_node(sg.index, name=sg.name)
         for t in sg.tensors:
-            constant = bool(t.buffer and model.buffers[t.buffer].size)
+            constant = model.is_constant(t)
             g.add_node(tensor_node(t.index), kind="tensor", index=t.index, name=t.name, dtype=t.dtype,
                        shape=list(t.shape_signature), constant=constant,
                        bytes=tensor_bytes(t.type_code, t.shape_signature))

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass, field
 from typing import IO, Iterable
 
+from ..reader.model import FLEX_PREFIX
 from .formats import DETAIL_LINE, FORMATS, GLUED, PREFIXES, SUMMARY_LINE, TRIGGER
 from .location import parse_location, signature
 
@@ -139,8 +140,8 @@ class _Parser:
     def _list(self, m, category, phase, strip_flex=False):
         for raw in m["ops"].split(","):
             name = raw.strip().rstrip(".")
-            if strip_flex and name.startswith("Flex"):
-                name = name[4:]
+            if strip_flex:
+                name = name.removeprefix(FLEX_PREFIX)
             if name:
                 entry = self.op(name, category, phase)
                 pending = self.ops.get((name, "undetermined"))
@@ -202,8 +203,8 @@ class _Parser:
 
     def on_node_failed(self, m):
         name = m["op"]
-        if name.startswith("Flex"):
-            self.op(name[4:], "needs_flex", "runtime").count |= 1
+        if name.startswith(FLEX_PREFIX):
+            self.op(name.removeprefix(FLEX_PREFIX), "needs_flex", "runtime").count |= 1
         elif (name, "needs_custom") not in self.ops and not name.isupper():
             self.op(name, "needs_custom", "runtime").count |= 1
 

@@ -12,7 +12,7 @@ moves, except data stored after the flatbuffer, which shifts by the size of the 
 from __future__ import annotations
 
 import os
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import replace
 
 from ..flex.catalog import TensorInfo, load_catalog, version_tuple
@@ -32,8 +32,8 @@ PENDING = {"options": "attributes and constant operands moved into builtin optio
 
 def _inputs(model: Model, sg: int, op) -> list[TensorInfo]:
     tensors = model.subgraphs[sg].tensors
-    return [TensorInfo(tensors[i].dtype, tuple(tensors[i].shape_signature),
-                       bool(tensors[i].buffer and model.buffers[tensors[i].buffer].size)) for i in op.inputs if i >= 0]
+    return [TensorInfo(tensors[i].dtype, tuple(tensors[i].shape_signature), model.is_constant(tensors[i]))
+            for i in op.inputs if i >= 0]
 
 
 def plan(model: Model) -> tuple[list[dict], list[dict]]:
@@ -68,9 +68,10 @@ def plan(model: Model) -> tuple[list[dict], list[dict]]:
             target = f"builtin {verdict.builtin}" if verdict.builtin else "a rewrite"
             kept.append({**entry, "reason": f"{target} exists, but fbtool does not yet do this '{rule}' rewrite "
                                             f"({PENDING[rule]})"})
+    users = Counter(op.opcode_index for sg in model.subgraphs for op in sg.operators)
     rewrites = []
     for code, items in sorted(by_code.items()):
-        using = sum(1 for sg in model.subgraphs for op in sg.operators if op.opcode_index == code)
+        using = users[code]
         builtins = {v.builtin for _, v in items}
         if len(items) != using or len(builtins) != 1:
             why = "other ops of the same Flex code cannot be rewritten: fbtool rewrites a Flex code only as a whole"
@@ -98,8 +99,7 @@ def _new_opcode(editor: Editor, builtin: str, version: int) -> int:
 def apply(model: Model, rewrites: list[dict]) -> Editor:
     """The edits that make the patched file (``.render()`` for bytes, ``.chunks()`` to stream)."""
     editor = Editor(model)
-    vector_at = editor.field_pos(model.root, "operator_codes")
-    vector_at += int.from_bytes(model.buf[vector_at:vector_at + 4], "little")
+    vector_at = editor.target(model.root, "operator_codes")
     for index in sorted({r["opcode_index"] for r in rewrites}):
         r = next(r for r in rewrites if r["opcode_index"] == index)
         editor.point(vector_at + 4 + 4 * index, _new_opcode(editor, r["builtin"], r["version"]))
@@ -108,20 +108,15 @@ def apply(model: Model, rewrites: list[dict]) -> Editor:
         if "_rewrite" in r:
             _new_operator(model, editor, r["subgraph"], op, r["_rewrite"])
             continue
-        at = editor.field_pos(op.t, "custom_options")
-        if at is not None:   # an empty vector: the NodeDef bytes stay behind, unreferenced
-            target = at + int.from_bytes(model.buf[at:at + 4], "little")
-            editor.put(target, "I", 0)
+        options = editor.target(op.t, "custom_options")
+        if options is not None:   # an empty vector: the NodeDef bytes stay behind, unreferenced
+            editor.put(options, "I", 0)
     _update_min_runtime(model, editor, rewrites)
     return editor
 
 
 _OPERATOR = SCHEMA.tables["Operator"].fields
 _UNION_CODE = {name: code for code, name in SCHEMA.unions["BuiltinOptions"].items()}
-
-
-def _deref(model: Model, at: int) -> int:
-    return at + int.from_bytes(model.buf[at:at + 4], "little")
 
 
 def _new_operator(model: Model, editor: Editor, sg: int, op, rewrite: Rewrite) -> None:
@@ -136,8 +131,7 @@ def _new_operator(model: Model, editor: Editor, sg: int, op, rewrite: Rewrite) -
     editor.point(refs[_OPERATOR["outputs"].slot], editor.vector("i", list(op.outputs)))
     if rewrite.options:
         editor.point(refs[_OPERATOR["builtin_options"].slot], _options_table(editor, rewrite))
-    subgraph = model.subgraphs[sg].t
-    operators = _deref(model, editor.field_pos(subgraph, "operators"))
+    operators = editor.target(model.subgraphs[sg].t, "operators")
     editor.point(operators + 4 + 4 * op.index, at)
     for tensor_index, shape, data in rewrite.weight_edits:
         _edit_weight(model, editor, sg, tensor_index, shape, data)
@@ -163,9 +157,8 @@ def _edit_weight(model: Model, editor: Editor, sg: int, index: int, shape, data)
     """Overwrite a constant's shape (same rank) and, when given, its bytes (same size) in place."""
     tensor = model.subgraphs[sg].tensors[index]
     for name in ("shape", "shape_signature"):
-        at = editor.field_pos(tensor.t, name)
-        if at is not None:
-            vec = _deref(model, at)
+        vec = editor.target(tensor.t, name)
+        if vec is not None:
             for i, dim in enumerate(shape):
                 editor.put(vec + 4 + 4 * i, "i", dim)
     if data is not None:

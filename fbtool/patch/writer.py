@@ -38,10 +38,10 @@ class Editor:
     def here(self) -> int:
         return self.base + len(self.tail)
 
-    def field_pos(self, table: Table, name: str) -> int | None:
-        slot = table.tdef.fields[name].slot
-        slots = table._slots
-        return table.pos + slots[slot] if slot < len(slots) and slots[slot] else None
+    def target(self, table: Table, name: str) -> int | None:
+        """Where a present offset field of an original table points, or None."""
+        at = table.field_pos(name)
+        return at + int.from_bytes(self.model.buf[at:at + 4], "little") if at is not None else None
 
     # -- in-place edits of the original bytes --------------------------------------------------
     def put(self, pos: int, fmt: str, value) -> None:
@@ -116,7 +116,7 @@ class Editor:
         for b in self.model.buffers:   # data stored after the flatbuffer moves by the block's size
             if b.external and delta:
                 table = self.model.root.get("buffers")[b.index]
-                self.put(self.field_pos(table, "offset"), "Q", b.external.offset + delta)
+                self.put(table.field_pos("offset"), "Q", b.external.offset + delta)
 
     def write_to(self, dst_fd: int, src_fd: int) -> None:
         """Write the output: the original with edits applied and the new block after the flatbuffer.

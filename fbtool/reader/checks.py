@@ -102,7 +102,7 @@ def check_semantics(model: Model) -> None:
 
 
 def _check_dataflow(model: Model, sg) -> None:
-    constant = {t.index for t in sg.tensors if t.buffer and model.buffers[t.buffer].size}
+    constant = {t.index for t in sg.tensors if model.is_constant(t)}
     variable = {t.index for t in sg.tensors if t.is_variable} - constant
     sg_inputs = set(sg.inputs)
     produced: set[int] = set()

@@ -21,6 +21,7 @@ SCHEMA = load_schema("tflite")
 _BUILTIN = SCHEMA.enum_names["BuiltinOperator"]
 _TYPES = SCHEMA.enum_names["TensorType"]
 CUSTOM = SCHEMA.enums["BuiltinOperator"]["CUSTOM"]
+FLEX_PREFIX = "Flex"   # custom_code of a Flex op: "Flex" + the TF op (flatbuffer_export.cc)
 TYPE_BITS: dict[str, int | None] = data.load("tensor_types")["bits"]
 
 
@@ -45,11 +46,16 @@ class OpCode:
         custom = t.get("custom_code")
         if code == CUSTOM:
             custom = custom or ""
-            kind = "flex" if custom.startswith("Flex") else "custom"
+            kind = "flex" if custom.startswith(FLEX_PREFIX) else "custom"
             name = custom or "CUSTOM"
         else:
             kind, name = "builtin", _BUILTIN.get(code, f"BUILTIN_{code}")
         return cls(index, code, name, kind, t.get("version"), custom)
+
+    @property
+    def tf_op(self) -> str | None:
+        """The TF op a Flex code runs (``FlexAddV2`` -> ``AddV2``); None for other codes."""
+        return self.custom_code[len(FLEX_PREFIX):] if self.kind == "flex" else None
 
 
 @dataclass(frozen=True)
@@ -233,6 +239,10 @@ class Model:
             maps = [{m.get("name", ""): m.get("tensor_index") for m in t.get(side, [])} for side in ("inputs", "outputs")]
             sigs.append(Signature(t.get("signature_key", ""), t.get("subgraph_index"), *maps))
         return sigs
+
+    def is_constant(self, tensor: Tensor) -> bool:
+        """Whether the tensor has data in the file (buffer 0 and empty buffers mean it has none)."""
+        return bool(tensor.buffer and self.buffers[tensor.buffer].size)
 
     def read(self, span: Span, limit: int | None = None) -> bytes:
         """Copy out (at most ``limit`` bytes of) a span: only for small things."""

@@ -37,6 +37,10 @@ class Table:
         slots = self._slots
         return self.pos + slots[slot] if slot < len(slots) and slots[slot] else 0
 
+    def field_pos(self, name: str) -> int | None:
+        """Absolute position of a present field's inline value (an offset for non-scalars), or None."""
+        return self._field_pos(self.tdef.fields[name].slot) or None
+
     def has(self, name: str) -> bool:
         return bool(self._field_pos(self.tdef.fields[name].slot))
 
