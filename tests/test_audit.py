@@ -117,6 +117,15 @@ def test_bad_policy_is_a_tool_error(tmp_path, text, message):
     assert r.returncode == 2 and r.stderr.startswith("fbtool: error:") and message in r.stderr
 
 
+def test_bad_command_line_policy_is_a_tool_error(tmp_path):
+    """--deny is checked like the file's deny, with or without a policy file."""
+    p = tmp_path / "p.toml"
+    p.write_text('deny = ["flex"]\n')
+    for extra in ([], ["--policy", p]):
+        r = run_fbtool("audit", FIXTURES / "builtin_mlp.tflite", "--deny", "gpu", *extra)
+        assert r.returncode == 2 and r.stderr.startswith("fbtool: error: command line: deny takes")
+
+
 def test_missing_path_is_a_tool_error(tmp_path):
     r = run_fbtool("audit", tmp_path / "nothing")
     assert r.returncode == 2 and "No such file or directory" in r.stderr

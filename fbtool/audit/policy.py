@@ -55,7 +55,7 @@ def _rules(values: dict, where: str) -> dict:
     out = {}
     for key, value in values.items():
         if key in ("deny", "allow_custom"):
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
                 raise UsageError(f"{where}: {key} must be a list of strings")
             if key == "deny" and set(value) - set(KINDS):
                 raise UsageError(f"{where}: deny takes {', '.join(KINDS)}, not {', '.join(sorted(set(value) - set(KINDS)))}")
@@ -94,7 +94,7 @@ def load_policy(path: str | None, **cli: object) -> Policy:
         if unknown:
             raise UsageError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}")
     rules = Rules(**_rules({k: v for k, v in data.items() if k not in ("override", "baseline")}, path or "policy"))
-    rules = replace(rules, **{k: v for k, v in cli.items() if v is not None})
+    rules = replace(rules, **_rules({k: v for k, v in cli.items() if v is not None}, "command line"))
     overrides = []
     for i, o in enumerate(data.get("override", [])):
         if not isinstance(o, dict) or not isinstance(o.get("path"), str):
