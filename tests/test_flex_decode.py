@@ -104,3 +104,20 @@ def test_corrupted_flex_options_are_reported_not_raised(tmp_path_factory, data):
     with open_model(path) as m:
         for d in decode_ops(m):
             assert d.error is None or d.error.startswith("options do not decode")
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    return bytes([number << 3 | 2, len(payload)]) + payload
+
+
+@pytest.mark.parametrize("attr_value", [
+    bytes([4 << 3 | 0, 5]),                  # AttrValue.f as a varint instead of fixed32
+    bytes([2 << 3 | 0, 7]),                  # AttrValue.s as a varint instead of bytes
+    _field(8, _field(1, b"xx")),             # TensorProto.dtype as bytes instead of a varint
+    _field(1, bytes([3 << 3 | 1]) + bytes(8)),   # ListValue.i as fixed64
+])
+def test_wrong_wire_types_are_proto_errors(attr_value):
+    """Well-framed protobuf with a field of the wrong wire type: a ProtoError, not a TypeError."""
+    raw = _field(2, b"Op") + _field(5, _field(1, b"T") + _field(2, attr_value))
+    with pytest.raises(ProtoError):
+        parse_nodedef(raw)

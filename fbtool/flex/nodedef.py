@@ -18,7 +18,8 @@ import struct
 from dataclasses import dataclass, field
 
 from .. import data
-from .protobuf import ProtoError, fields, repeated_fixed, repeated_varints, signed32, signed64
+from .protobuf import (ProtoError, as_bytes, as_varint, fields, repeated_fixed, repeated_varints, signed32,
+                       signed64)
 
 _DTYPES = {int(k): v for k, v in data.load("tf_dtypes")["types"].items()}
 MAX_TENSOR_VALUES = 4096  # constants in a NodeDef are tiny; refuse to expand a huge one
@@ -49,94 +50,83 @@ def parse_nodedef(raw: bytes) -> NodeDef:
     """Decode a serialized NodeDef. Raises :class:`ProtoError` on malformed bytes."""
     node = NodeDef(op="")
     for number, wire, value in fields(raw):
-        if wire != 2:
-            continue
         if number == 1:
-            node.name = value.decode("utf-8", "replace")
+            node.name = _str(wire, value)
         elif number == 2:
-            node.op = value.decode("utf-8", "replace")
+            node.op = _str(wire, value)
         elif number == 3:
-            node.inputs.append(value.decode("utf-8", "replace"))
+            node.inputs.append(_str(wire, value))
         elif number == 4:
-            node.device = value.decode("utf-8", "replace")
+            node.device = _str(wire, value)
         elif number == 5:
-            key, attr = _map_entry(value)
+            key, attr = _map_entry(as_bytes(wire, value))
             node.attrs[key] = _attr_value(attr)
     node.attrs = dict(sorted(node.attrs.items()))
     return node
 
 
+def _str(wire: int, value) -> str:
+    return as_bytes(wire, value).decode("utf-8", "replace")
+
+
 def _map_entry(raw: bytes) -> tuple[str, bytes]:
     key, value = "", b""
     for number, wire, v in fields(raw):
-        if number == 1 and wire == 2:
-            key = v.decode("utf-8", "replace")
-        elif number == 2 and wire == 2:
-            value = v
+        if number == 1:
+            key = _str(wire, v)
+        elif number == 2:
+            value = as_bytes(wire, v)
     return key, value
+
+
+# The kinds of value an AttrValue holds, and how to read every value one field carries (a packed
+# repeated field carries several). ListValue has the same kinds under other field numbers.
+_READ = {
+    "s": lambda w, v: [text(as_bytes(w, v))],
+    "i": lambda w, v: [signed64(x) for x in repeated_varints(w, v)],
+    "f": lambda w, v: repeated_fixed(w, v, "f"),
+    "b": lambda w, v: [bool(x) for x in repeated_varints(w, v)],
+    "type": lambda w, v: [dtype_name(x) for x in repeated_varints(w, v)],
+    "shape": lambda w, v: [_shape(as_bytes(w, v))],
+    "tensor": lambda w, v: [_tensor(as_bytes(w, v))],
+    "placeholder": lambda w, v: [{"placeholder": text(as_bytes(w, v))}],
+    "func": lambda w, v: [{"func": _func_name(as_bytes(w, v))}],
+}
+_ATTR_VALUE = {2: "s", 3: "i", 4: "f", 5: "b", 6: "type", 7: "shape", 8: "tensor", 9: "placeholder", 10: "func"}
+_LIST_VALUE = {2: "s", 3: "i", 4: "f", 5: "b", 6: "type", 7: "shape", 8: "tensor", 9: "func"}
 
 
 def _attr_value(raw: bytes):
     result = None
     for number, wire, v in fields(raw):  # a oneof: the last one set wins, as in protobuf
         if number == 1:
-            result = _list_value(v)
-        elif number == 2:
-            result = text(v)
-        elif number == 3:
-            result = signed64(v)
-        elif number == 4:
-            result = struct.unpack("<f", v)[0]
-        elif number == 5:
-            result = bool(v)
-        elif number == 6:
-            result = dtype_name(v)
-        elif number == 7:
-            result = _shape(v)
-        elif number == 8:
-            result = _tensor(v)
-        elif number == 9:
-            result = {"placeholder": text(v)}
-        elif number == 10:
-            result = {"func": _func_name(v)}
+            result = _list_value(as_bytes(wire, v))
+        elif number in _ATTR_VALUE:
+            values = _READ[_ATTR_VALUE[number]](wire, v)
+            result = values[-1] if values else None
     return result
 
 
 def _list_value(raw: bytes) -> list:
     by_field: dict[int, list] = {}
     for number, wire, v in fields(raw):
-        items = by_field.setdefault(number, [])
-        if number == 2:
-            items.append(text(v))
-        elif number == 3:
-            items.extend(signed64(x) for x in repeated_varints(wire, v))
-        elif number == 4:
-            items.extend(repeated_fixed(wire, v, "f"))
-        elif number == 5:
-            items.extend(bool(x) for x in repeated_varints(wire, v))
-        elif number == 6:
-            items.extend(dtype_name(x) for x in repeated_varints(wire, v))
-        elif number == 7:
-            items.append(_shape(v))
-        elif number == 8:
-            items.append(_tensor(v))
-        elif number == 9:
-            items.append({"func": _func_name(v)})
+        if number in _LIST_VALUE:
+            by_field.setdefault(number, []).extend(_READ[_LIST_VALUE[number]](wire, v))
     return next((items for items in by_field.values() if items), [])
 
 
 def _func_name(raw: bytes) -> str:
-    return next((text(v) for n, w, v in fields(raw) if n == 1 and w == 2), "")
+    return next((_str(w, v) for n, w, v in fields(raw) if n == 1), "")
 
 
 def _shape(raw: bytes):
     dims, unknown = [], False
     for number, wire, v in fields(raw):
-        if number == 2 and wire == 2:
-            size = next((signed64(x) for n, w, x in fields(v) if n == 1 and w == 0), 0)
+        if number == 2:
+            size = next((signed64(as_varint(w, x)) for n, w, x in fields(as_bytes(wire, v)) if n == 1), 0)
             dims.append(size)
         elif number == 3:
-            unknown = bool(v)
+            unknown = bool(as_varint(wire, v))
     return {"unknown_rank": True} if unknown else dims
 
 
@@ -144,13 +134,13 @@ def _tensor(raw: bytes) -> dict:
     dtype, shape, content, values = 0, [], None, []
     for number, wire, v in fields(raw):
         if number == 1:
-            dtype = v
+            dtype = as_varint(wire, v)
         elif number == 2:
-            shape = _shape(v)
+            shape = _shape(as_bytes(wire, v))
         elif number == 4:
-            content = v
+            content = as_bytes(wire, v)
         elif number == 8:
-            values.append(text(v))
+            values.append(text(as_bytes(wire, v)))
         elif number in (5, 9):
             values.extend(repeated_fixed(wire, v, "f"))
         elif number in (6, 12):

@@ -67,10 +67,24 @@ def signed32(v: int) -> int:
     return v - (1 << 32) if v >= 1 << 31 else v
 
 
+def as_bytes(wire: int, value) -> bytes:
+    """A length-delimited field (bytes, string or message); another wire type is malformed."""
+    if wire != 2:
+        raise ProtoError(f"wire type {wire} where a length-delimited field belongs")
+    return value
+
+
+def as_varint(wire: int, value) -> int:
+    if wire != 0:
+        raise ProtoError(f"wire type {wire} where a varint belongs")
+    return value
+
+
 def repeated_varints(wire: int, value) -> list[int]:
     """A repeated varint field, packed (wire 2) or not (wire 0)."""
     if wire == 0:
         return [value]
+    as_bytes(wire, value)
     out, pos = [], 0
     while pos < len(value):
         v, pos = varint(value, pos)
@@ -81,6 +95,8 @@ def repeated_varints(wire: int, value) -> list[int]:
 def repeated_fixed(wire: int, value, fmt: str) -> list:
     """A repeated fixed-size field (``fmt`` 'f', 'd', 'i', 'q'...), packed or not."""
     size = struct.calcsize(fmt)
+    if wire not in (2, 5 if size == 4 else 1):
+        raise ProtoError(f"wire type {wire} where {fmt!r} values belong")
     if wire == 2 and len(value) % size:
         raise ProtoError(f"packed field of {len(value)} bytes is not a multiple of {size}")
     return list(struct.unpack(f"<{len(value) // size}{fmt}", value))
