@@ -92,7 +92,7 @@ def test_fixtures_validate(validator):
     assert run["tool"]["driver"]["name"] == "fbtool" and run["tool"]["driver"]["version"] == __version__
     # one artifact per model, each with its hash; one result per finding
     records = records_for([FIXTURES], deny=("flex",))
-    assert len(run["artifacts"]) == len(records) == len(list(FIXTURES.glob("*.tflite")))
+    assert len(run["artifacts"]) == len(records) == len(list(FIXTURES.rglob("*.tflite")))
     assert all(a["hashes"]["sha-256"] == r["sha256"] for a, r in zip(run["artifacts"], records))
     assert len(run["results"]) == sum(len(r["findings"]) for r in records)
 

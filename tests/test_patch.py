@@ -1,4 +1,4 @@
-"""`fbtool patch`: the first rules (Flex ops whose builtin takes the same inputs), written surgically.
+"""`fbtool patch`: Flex ops rewritten into builtins, fused where TFLite fuses, written surgically.
 
 Structure is checked with LiteRT's object API; numerics by running original and patched models in
 TensorFlow 2.18.1 (the last Python runtime with the Flex delegate) when one is available: set
@@ -9,14 +9,18 @@ import sys
 import zipfile
 
 import jsonschema
+import numpy as np
 import pytest
+from ai_edge_litert import schema_py_generated as S
 from ai_edge_litert.tools import flatbuffer_utils
 
 from conftest import FIXTURES, ROOT
 from fbtool import open_model
 from fbtool.cli.patch_cmd import flex_runtime_here
 from fbtool.patch.rewrite import apply, plan
+from fbtool.patch.emit import _entries
 from fbtool.patch.writer import Editor
+from fbtool.reader.model import model_from_buffer
 from fbtool.verify.compare import verify_models
 from helpers import run_fbtool
 
@@ -42,47 +46,51 @@ def test_select_only_model(tmp_path):
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
     jsonschema.validate(doc, SCHEMA)
-    before, after = opcodes(FIXTURES / "select_only_cnn.tflite"), opcodes(out)
-    # BuiltinOperator codes from schema.fbs: ADD 0, FULLY_CONNECTED 9, MAX_POOL_2D 17, MUL 18, RELU 19, RELU6 21,
-    # RESHAPE 22, SOFTMAX 25, MEAN 40, STRIDED_SLICE 45, CAST 53, NEG 59, RSQRT 76, SHAPE 77, PACK 83,
-    # SQUARED_DIFFERENCE 99
-    swap = {"FlexAddV2": 0, "FlexBiasAdd": 0, "FlexMatMul": 9, "FlexMaxPool": 17, "FlexMul": 18, "FlexRelu": 19,
-            "FlexRelu6": 21, "FlexReshape": 22, "FlexSoftmax": 25, "FlexMean": 40, "FlexStridedSlice": 45,
-            "FlexNeg": 59, "FlexRsqrt": 76, "FlexShape": 77, "FlexPack": 83, "FlexSquaredDifference": 99,
-            "FlexIdentity": 53, "FlexStopGradient": 53}
-    assert after == [swap.get(b, b) for b in before]
-    # left: 2 Conv2D and a DepthwiseConv2dNative (need a bias tensor), Erf (GELU pattern)
-    assert doc["flex_before"] == 41 and doc["flex_after"] == sum(isinstance(a, str) for a in after) == 4
+    ops = {v: k for k, v in vars(S.BuiltinOperator).items() if not k.startswith("_")}
+    after = [ops[c] if isinstance(c, int) else c for c in opcodes(out)]
+    # the graph of the fixture (fbtool inspect --ops) with Conv2D+BiasAdd+Relu, Depthwise+BiasAdd+Mul+AddV2+Relu6
+    # (a BatchNorm), MatMul+BiasAdd and the exact GELU's five ops fused, StopGradient and both Identity removed
+    assert after == [
+        "CONV_2D", "DEPTHWISE_CONV_2D", "MAX_POOL_2D", "CONV_2D", "MAX_POOL_2D", "SHAPE",
+        "STRIDED_SLICE", "PACK", "RESHAPE", "FULLY_CONNECTED", "GELU", "MEAN", "NEG", "SQUARED_DIFFERENCE", "MEAN",
+        "ADD", "RSQRT", "MUL", "MUL", "ADD", "MUL", "ADD", "FULLY_CONNECTED", "SOFTMAX"]
+    assert doc["flex_before"] == 41 and doc["flex_after"] == 0
     ref = flatbuffer_utils.convert_bytearray_to_object(bytearray(out.read_bytes()))
-    fc = [op for op in ref.subgraphs[0].operators if ref.operatorCodes[op.opcodeIndex].builtinCode == 9]
-    assert [list(op.inputs)[2] for op in fc] == [-1, -1]   # no bias
-    softmax = next(op for op in ref.subgraphs[0].operators if ref.operatorCodes[op.opcodeIndex].builtinCode == 25)
-    assert softmax.builtinOptions.beta == 1.0
+    assert len(ref.operatorCodes) == len(set(after))    # no Flex code left behind
+    sg = ref.subgraphs[0]
+    conv = sg.operators[0]
+    assert conv.builtinOptions.fusedActivationFunction == S.ActivationFunctionType.RELU
+    assert list(conv.inputs) == [0, 8, 10] and list(conv.outputs) == [22]   # BiasAdd's bias, Relu's output
+    assert list(sg.outputs) == [60] and sg.operators[-1].outputs[0] == 60    # Identity ops gone, output kept
+    assert sg.operators[-1].builtinOptions.beta == 1.0
 
 
 def test_surgical():
     """Everything but the rewritten ops stays: names, shapes and bytes of every tensor and buffer, except
-    MatMul weights, transposed from [in, out] to FULLY_CONNECTED's [out, in]; the bytes after the
-    flatbuffer come after the new block unchanged."""
-    import numpy as np
-
+    the re-laid-out weights (conv HWIO -> OHWI, depthwise HWCM -> 1HW(CM), MatMul [in,out] -> [out,in]),
+    and the bytes after the flatbuffer come unchanged after the new head."""
     src = FIXTURES / "select_only_cnn.tflite"
     with open_model(src) as m:
-        rewrites, _ = plan(m)
-        data = apply(m, rewrites).render()
+        data = apply(m, plan(m)).render()
         base = m.flatbuffer_extent
         before = [(t.name, t.dtype, t.shape, m.buffer_bytes(t.buffer)) for t in m.subgraphs[0].tensors]
-        matmul_weights = {m.subgraphs[0].operators[r["index"]].inputs[1] for r in rewrites if r["tf_op"] == "MatMul"}
     raw = src.read_bytes()
-    assert data[base + len(data) - len(raw):] == raw[base:]
-    from fbtool.reader.model import model_from_buffer
+    assert data[len(data) - len(raw) + base:] == raw[base:]
     with model_from_buffer(data, "patched") as p:
         after = [(t.name, t.dtype, t.shape, p.buffer_bytes(t.buffer)) for t in p.subgraphs[0].tensors]
-    assert len(matmul_weights) == 2
+    relaid = {8: (3, 0, 1, 2), 9: (3, 0, 1, 2), 4: (1, 0), 6: (1, 0)}   # conv filters, MatMul weights
+    # one new tensor: the depthwise bias folded from BiasAdd(t10), Mul(t19), AddV2(t10) (fbtool inspect --ops)
+    t = {i: np.frombuffer(before[i][3], np.float32) for i in (10, 19)}
+    assert len(after) == len(before) + 1 and after[-1][1:3] == ("float32", (8,))
+    np.testing.assert_allclose(np.frombuffer(after[-1][3], np.float32), t[10] * t[19] + t[10], rtol=1e-6)
     for i, (b, a) in enumerate(zip(before, after)):
-        if i in matmul_weights:
-            w = np.frombuffer(b[3], np.float32).reshape(b[2])
-            assert a[2] == b[2][::-1] and a[3] == w.T.tobytes()
+        w = np.frombuffer(b[3], np.float32).reshape(b[2]) if b[3] else None
+        if i in relaid:
+            assert a[:2] == b[:2] and a[3] == np.ascontiguousarray(w.transpose(relaid[i])).tobytes()
+        elif i == 3:    # depthwise: shape [1, H, W, C*M], scaled by the BatchNorm's Mul constant (tensor 19)
+            scale = np.frombuffer(before[19][3], np.float32)
+            assert a[2] == (1, b[2][0], b[2][1], b[2][2] * b[2][3])
+            np.testing.assert_allclose(np.frombuffer(a[3], np.float32), (w.reshape(a[2]) * scale).ravel(), rtol=1e-7)
         else:
             assert a == b
 
@@ -95,12 +103,15 @@ def test_no_rule_gives_identical_bytes(tmp_path):
 
 
 def test_external_buffers_and_trailing_zip_survive_an_edit(tmp_path):
-    """Insert a table after the flatbuffer: data stored after it moves, its offsets follow."""
+    """A new root and op-code vector in the head: data stored after the flatbuffer moves, its offsets follow."""
     for name in ("buffer_offset.tflite", "with_metadata.tflite"):
         with open_model(FIXTURES / name) as m:
             ed = Editor(m)
-            at, _ = ed.table({0: ("b", 9), 3: ("i", 9)})   # a FULLY_CONNECTED OperatorCode
-            ed.point(ed.target(m.root, "operator_codes") + 4, at)
+            ed.root, refs = ed.clone(m.root, {"operator_codes": None})
+            codes = _entries(ed, ed.target(m.root, "operator_codes"))
+            vec = ed.offsets_vector([None] + codes[1:])
+            ed.point(refs["operator_codes"], vec)
+            ed.point(vec + 4, ed.new_table("OperatorCode", {"deprecated_builtin_code": 9, "builtin_code": 9})[0])
             data = ed.render()
             before = [m.buffer_bytes(b.index) for b in m.buffers]
         out = tmp_path / name
@@ -116,7 +127,7 @@ def test_external_buffers_and_trailing_zip_survive_an_edit(tmp_path):
 
 def test_dry_run_and_usage(tmp_path):
     r = run_fbtool("patch", FIXTURES / "select_only_cnn.tflite", "--dry-run")
-    assert r.returncode == 0 and "would rewrite 37 of 41" in r.stdout
+    assert r.returncode == 0 and "would rewrite 41 of 41" in r.stdout
     r = run_fbtool("patch", FIXTURES / "select_only_cnn.tflite")
     assert r.returncode == 2 and r.stderr.startswith("fbtool: error:")
 
@@ -134,9 +145,11 @@ def test_patched_model_computes_the_same(tmp_path):
 def test_a_wrong_rewrite_is_caught(tmp_path):
     """The check that the check works: AddV2 rewritten as SUB must fail verification."""
     with open_model(FIXTURES / "select_only_cnn.tflite") as m:
-        rewrites, _ = plan(m)
-        wrong = [{**r, "builtin": "SUB"} if r["tf_op"] == "AddV2" else r for r in rewrites]
-        data = apply(m, wrong).render()
+        p = plan(m)
+        for op in p.edit.subgraphs[0].ops:
+            if op is not None and op.opcode == ("ADD", 1):
+                op.opcode = ("SUB", 1)
+        data = apply(m, p).render()
     bad = tmp_path / "wrong.tflite"
     bad.write_bytes(data)
     report = verify_models(str(FIXTURES / "select_only_cnn.tflite"), str(bad), FLEX_PYTHON)

@@ -23,6 +23,9 @@ def add_parser(sub) -> None:
     p.add_argument("--in-place", action="store_true", help="replace MODEL itself (atomically)")
     p.add_argument("--dry-run", action="store_true", help="show the plan, write nothing")
     p.add_argument("--json", action="store_true", help="print the JSON document (schemas/patch.schema.json)")
+    p.add_argument("--only", metavar="RULES", help="comma-separated rules to apply (TF op names such as "
+                                                   "Conv2D, or patterns: fuse_bias_activation, gelu)")
+    p.add_argument("--skip", metavar="RULES", help="comma-separated rules not to apply")
     _verify_options(p)
     p.add_argument("--no-verify-run", action="store_true", help="do not run the models to compare them")
     p.set_defaults(run=run_patch)
@@ -77,7 +80,7 @@ def run_patch(args, out) -> int:
     if not args.no_verify_run and (args.python or flex_runtime_here()):
         verify = _verifier(args)
     try:
-        doc = patch_model(args.model, args.output, args.dry_run, verify)
+        doc = patch_model(args.model, args.output, args.dry_run, verify, _names(args.only), _names(args.skip))
     except VerificationFailed as e:
         doc = e.doc
         _print(doc, args, out)
@@ -85,6 +88,10 @@ def run_patch(args, out) -> int:
         return 2
     _print(doc, args, out)
     return 0
+
+
+def _names(text: str | None) -> set[str] | None:
+    return {n.strip() for n in text.split(",") if n.strip()} if text else None
 
 
 def _print(doc: dict, args, out) -> None:
@@ -96,7 +103,13 @@ def _print(doc: dict, args, out) -> None:
     lines = [s(doc["model"], "bold") + f": {action} {len(doc['rewrites'])} of {doc['flex_before']} Flex ops"
              + (f" -> {doc['output']}" if doc["output"] else "")]
     for r in doc["rewrites"]:
-        lines.append("  " + s(f"op {r['index']}: {r['custom_code']} -> {r['builtin']} v{r['version']}", "green"))
+        if "fused_into" in r:
+            what = f"fused into op {r['fused_into']} ({r['rule']})"
+        elif r.get("removed"):
+            what = "removed, its readers read its input"
+        else:
+            what = f"{r['builtin']} v{r['version']}" + (f" ({r['rule']})" if r["rule"] not in ("code", "options", "weights") else "")
+        lines.append("  " + s(f"op {r['index']}: {r['custom_code']} -> {what}", "green"))
     for k in doc["kept"]:
         lines.append(f"  op {k['index']}: {k['custom_code']} stays: {k['reason']}")
     v = doc["verification"]

@@ -1,33 +1,35 @@
 """``fbtool patch``: Flex ops whose TF op has a TFLite builtin become that builtin.
 
-Two kinds of rule so far: the catalog's ``code`` rewrites (the builtin takes the same inputs
-with default options: ADD, MUL, RELU, RSQRT, RESHAPE, ...), where each op's custom options
-are emptied in place; and the per-op rules of :mod:`.rules` (options, dropped constant
-operands, weights re-laid out in place), which get a new Operator table that the operators
-vector is re-pointed at. A Flex op code is rewritten when every op that uses it can be: its
-OperatorCode entry is then pointed at a new builtin OperatorCode. Nothing else in the file
-moves, except data stored after the flatbuffer, which shifts by the size of the new tables
-(its offsets are updated).
+The plan is made in three passes over an :class:`~.edit.Edit` (match and rewrite kept apart):
+1. graph patterns (:mod:`.patterns`), several Flex ops at a time: a conv or MatMul with the
+   BiasAdd and activation after it becomes one fused builtin, Identity-like ops disappear,
+   the ops of an exact GELU become GELU;
+2. per-op rules for the remaining Flex ops: the catalog's ``code`` rewrites (same inputs,
+   default options) and :mod:`.rules` (options, constant operands, re-laid-out weights);
+3. :mod:`.emit` writes the changed tables; every other byte stays where it was.
 """
 from __future__ import annotations
 
 import os
-from collections import Counter, defaultdict
-from dataclasses import replace
+from dataclasses import dataclass, field
 
 from ..flex.catalog import TensorInfo, load_catalog, version_tuple
 from ..flex.decode import decode_ops
-from ..reader.model import SCHEMA, Model, open_model
-from .rules import RULES, Context, NoRule, Rewrite
+from ..reader.model import Model, open_model
+from .edit import Edit
+from .emit import emit
+from .patterns import PATTERNS, View
+from .rules import RULES, Context, NoRule
 from .writer import Editor, write_patched
 
-_OPCODE = SCHEMA.tables["OperatorCode"].fields
-_CODES = SCHEMA.enums["BuiltinOperator"]
-PLACEHOLDER_FOR_GREATER_OP_CODES = 127
-PENDING = {"options": "attributes and constant operands moved into builtin options",
-           "weights": "weights re-laid out into new buffers",
-           "remove": "the op deleted and its consumers rewired",
-           "pattern": "several ops matched as one"}
+PENDING = {"pattern": "several ops matched as one, in a form fbtool does not match yet"}
+
+
+@dataclass
+class Plan:
+    edit: Edit
+    rewrites: list[dict] = field(default_factory=list)   # one per Flex op that changes
+    kept: list[dict] = field(default_factory=list)       # one per Flex/custom op left, with the reason
 
 
 def _inputs(model: Model, sg: int, op) -> list[TensorInfo]:
@@ -36,140 +38,86 @@ def _inputs(model: Model, sg: int, op) -> list[TensorInfo]:
             for i in op.inputs if i >= 0]
 
 
-def plan(model: Model) -> tuple[list[dict], list[dict]]:
-    """(rewrites, kept): what would change, and every Flex/custom op left with the reason."""
+def plan(model: Model, only: set[str] | None = None, skip: set[str] | None = None) -> Plan:
+    """What would change. ``only``/``skip``: rule names (a TF op name or a pattern name)."""
     catalog = load_catalog()
-    by_code: dict[int, list] = defaultdict(list)
-    kept = []
+    result = Plan(Edit(model))
+    allowed = lambda name: (only is None or name in only) and name not in (skip or ())  # noqa: E731
+    candidates = {}
     for d in decode_ops(model):
         op = model.subgraphs[d.subgraph].operators[d.index]
         entry = {"subgraph": d.subgraph, "index": d.index, "custom_code": d.custom_code, "tf_op": d.tf_op}
         if d.kind != "flex" or d.error:
-            kept.append({**entry, "reason": d.error or "custom op: no rule rewrites custom ops"})
+            result.kept.append({**entry, "reason": d.error or "custom op: no rule rewrites custom ops"})
             continue
+        attrs = {**((catalog.entry(d.tf_op) or {}).get("attr_defaults") or {}), **d.attrs}
         verdict = catalog.assess(d.tf_op, d.attrs, _inputs(model, d.subgraph, op))
-        rule = (catalog.entry(d.tf_op) or {}).get("rewrite")
-        if not verdict.rewritable:
-            kept.append({**entry, "reason": verdict.reason})
-        elif rule == "code":
-            by_code[op.opcode_index].append(({**entry, "rule": rule}, verdict))
-        elif d.tf_op in RULES:
-            try:
-                rewrite = RULES[d.tf_op](Context(model, d.subgraph, op, {**(catalog.entry(d.tf_op).get("attr_defaults") or {}), **d.attrs}))
-            except NoRule as e:
-                kept.append({**entry, "reason": str(e)})
+        candidates[(d.subgraph, d.index)] = (entry, attrs, verdict)
+
+    view = View(model, {k: (e["tf_op"], a) for k, (e, a, v) in candidates.items()})
+    done: dict[tuple[int, int], dict] = {}
+    for pattern in PATTERNS:
+        if not allowed(pattern.name):
+            continue
+        for key in sorted(candidates):
+            if key in done or candidates[key][0]["tf_op"] not in pattern.anchors:
                 continue
-            if rewrite.builtin:
-                version = rewrite.version or 1
-                verdict = replace(verdict, builtin=rewrite.builtin, version=version,
-                                  min_runtime=catalog.min_runtime(rewrite.builtin, version))
-            by_code[op.opcode_index].append(({**entry, "rule": rule, "_rewrite": rewrite}, verdict))
-        else:
-            target = f"builtin {verdict.builtin}" if verdict.builtin else "a rewrite"
-            kept.append({**entry, "reason": f"{target} exists, but fbtool does not yet do this '{rule}' rewrite "
-                                            f"({PENDING[rule]})"})
-    users = Counter(op.opcode_index for sg in model.subgraphs for op in sg.operators)
-    rewrites = []
-    for code, items in sorted(by_code.items()):
-        using = users[code]
-        builtins = {v.builtin for _, v in items}
-        if len(items) != using or len(builtins) != 1:
-            why = "other ops of the same Flex code cannot be rewritten: fbtool rewrites a Flex code only as a whole"
-            kept += [{k: v for k, v in e.items() if k not in ("rule", "_rewrite")} | {"reason": why} for e, _ in items]
+            match = pattern.match(view, *key)
+            if match and not any(k in done for k in match.ops):
+                for k, record in match.apply(result.edit).items():
+                    done[k] = {**candidates[k][0], "rule": pattern.name, **record}
+
+    for key, (entry, attrs, verdict) in sorted(candidates.items()):
+        if key in done:
             continue
-        version = max(v.version for _, v in items)
-        rewrites += [{**e, "builtin": v.builtin, "version": version, "opcode_index": code,
-                      "min_runtime": catalog.min_runtime(v.builtin, version)} for e, v in items]
-    order = lambda r: (r["subgraph"], r["index"])  # noqa: E731
-    return sorted(rewrites, key=order), sorted(kept, key=order)
+        record = _single(model, result.edit, key, entry, attrs, verdict, catalog, allowed)
+        (done.__setitem__(key, record) if "builtin" in record else result.kept.append(record))
+    for record in done.values():
+        record["min_runtime"] = catalog.min_runtime(record["builtin"], record["version"]) if record["builtin"] else None
+    result.rewrites = sorted(done.values(), key=lambda r: (r["subgraph"], r["index"]))
+    result.kept.sort(key=lambda r: (r["subgraph"], r["index"]))
+    return result
 
 
-def _new_opcode(editor: Editor, builtin: str, version: int) -> int:
-    code = _CODES[builtin]
-    fields = {
-        _OPCODE["deprecated_builtin_code"].slot: ("b", min(code, PLACEHOLDER_FOR_GREATER_OP_CODES)),
-        _OPCODE["builtin_code"].slot: ("i", code),
-    }
-    if version != 1:
-        fields[_OPCODE["version"].slot] = ("i", version)
-    at, _ = editor.table(fields)
-    return at
+def _single(model, edit, key, entry, attrs, verdict, catalog, allowed) -> dict:
+    sg, index = key
+    tf_op = entry["tf_op"]
+    kind = (catalog.entry(tf_op) or {}).get("rewrite")
+    if not verdict.rewritable and not (kind == "pattern" and tf_op in RULES):
+        return {**entry, "reason": verdict.reason}
+    if not allowed(tf_op):
+        return {**entry, "reason": "left out by --only/--skip"}
+    op = model.subgraphs[sg].operators[index]
+    if kind == "code":
+        edit.replace(sg, index, verdict.builtin, verdict.version, edit.op(sg, index).inputs)
+        return {**entry, "rule": "code", "builtin": verdict.builtin, "version": verdict.version}
+    if tf_op not in RULES:
+        target = f"builtin {verdict.builtin}" if verdict.builtin else "a rewrite"
+        return {**entry, "reason": f"{target} exists, but fbtool does not yet do this '{kind}' rewrite "
+                                   f"({PENDING.get(kind, kind)})"}
+    try:
+        rewrite = RULES[tf_op](Context(model, sg, op, attrs))
+    except NoRule as e:
+        return {**entry, "reason": str(e) if verdict.rewritable else f"{verdict.reason} ({e})"}
+    builtin = rewrite.builtin or verdict.builtin
+    version = rewrite.version or verdict.version or 1
+    rewrite.apply(edit, sg, index, builtin, version)
+    if rewrite.remove is not None:
+        return {**entry, "rule": kind, "builtin": None, "version": None, "removed": True}
+    return {**entry, "rule": kind, "builtin": builtin, "version": version}
 
 
-def apply(model: Model, rewrites: list[dict]) -> Editor:
-    """The edits that make the patched file (``.render()`` for bytes, ``.chunks()`` to stream)."""
-    editor = Editor(model)
-    vector_at = editor.target(model.root, "operator_codes")
-    for index in sorted({r["opcode_index"] for r in rewrites}):
-        r = next(r for r in rewrites if r["opcode_index"] == index)
-        editor.point(vector_at + 4 + 4 * index, _new_opcode(editor, r["builtin"], r["version"]))
-    for r in rewrites:
-        op = model.subgraphs[r["subgraph"]].operators[r["index"]]
-        if "_rewrite" in r:
-            _new_operator(model, editor, r["subgraph"], op, r["_rewrite"])
-            continue
-        options = editor.target(op.t, "custom_options")
-        if options is not None:   # an empty vector: the NodeDef bytes stay behind, unreferenced
-            editor.put(options, "I", 0)
-    _update_min_runtime(model, editor, rewrites)
+def apply(model: Model, p: Plan) -> Editor:
+    """The editor that writes the patched file (``.render()`` for bytes)."""
+    editor = emit(model, p.edit)
+    _update_min_runtime(model, editor, p.rewrites)
     return editor
 
 
-_OPERATOR = SCHEMA.tables["Operator"].fields
-_UNION_CODE = {name: code for code, name in SCHEMA.unions["BuiltinOptions"].items()}
-
-
-def _new_operator(model: Model, editor: Editor, sg: int, op, rewrite: Rewrite) -> None:
-    """A new Operator table (same opcode, the rule's inputs and options) in place of the Flex one."""
-    fields = {_OPERATOR["opcode_index"].slot: ("I", op.opcode_index),
-              _OPERATOR["inputs"].slot: ("I", None), _OPERATOR["outputs"].slot: ("I", None)}
-    if rewrite.options:
-        fields[_OPERATOR["builtin_options_type"].slot] = ("B", _UNION_CODE[rewrite.options])
-        fields[_OPERATOR["builtin_options"].slot] = ("I", None)
-    at, refs = editor.table(fields)
-    editor.point(refs[_OPERATOR["inputs"].slot], editor.vector("i", rewrite.inputs))
-    editor.point(refs[_OPERATOR["outputs"].slot], editor.vector("i", list(op.outputs)))
-    if rewrite.options:
-        editor.point(refs[_OPERATOR["builtin_options"].slot], _options_table(editor, rewrite))
-    operators = editor.target(model.subgraphs[sg].t, "operators")
-    editor.point(operators + 4 + 4 * op.index, at)
-    for tensor_index, shape, data in rewrite.weight_edits:
-        _edit_weight(model, editor, sg, tensor_index, shape, data)
-
-
-def _options_table(editor: Editor, rewrite: Rewrite) -> int:
-    tdef = SCHEMA.tables[rewrite.options].fields
-    fields, vectors = {}, {}
-    for name, value in rewrite.fields.items():
-        f = tdef[name]
-        if f.kind == "vector":
-            fields[f.slot] = ("I", None)
-            vectors[f.slot] = (f.fmt, value)
-        else:
-            fields[f.slot] = (f.fmt, value)
-    at, refs = editor.table(fields)
-    for slot, (fmt, values) in vectors.items():
-        editor.point(refs[slot], editor.vector(fmt, values))
-    return at
-
-
-def _edit_weight(model: Model, editor: Editor, sg: int, index: int, shape, data) -> None:
-    """Overwrite a constant's shape (same rank) and, when given, its bytes (same size) in place."""
-    tensor = model.subgraphs[sg].tensors[index]
-    for name in ("shape", "shape_signature"):
-        vec = editor.target(tensor.t, name)
-        if vec is not None:
-            for i, dim in enumerate(shape):
-                editor.put(vec + 4 + 4 * i, "i", dim)
-    if data is not None:
-        span = model.buffers[tensor.buffer].data or model.buffers[tensor.buffer].external
-        editor.put_bytes(span.offset, data)
-
-
 def _update_min_runtime(model: Model, editor: Editor, rewrites: list[dict]) -> None:
-    catalog = load_catalog()
-    needs = [catalog.min_runtime(r["builtin"], r["version"]) for r in rewrites]
-    needs = [n for n in needs if n]
+    """The converter's min_runtime_version ignores Flex and custom ops (runtime_version.cc), so
+    the patched model needs the newest of the original value and its new builtins' versions."""
+    needs = [r["min_runtime"] for r in rewrites if r.get("min_runtime")]
     for name, index in model.metadata:
         buf = model.buffers[index]
         if name != "min_runtime_version" or not buf.data:
@@ -177,13 +125,12 @@ def _update_min_runtime(model: Model, editor: Editor, rewrites: list[dict]) -> N
         current = model.buffer_bytes(index).split(b"\0", 1)[0].decode("ascii", "replace")
         newest = max([current, *needs], key=version_tuple)
         if newest != current and len(newest) < buf.data.size:
-            for i, byte in enumerate(newest.encode().ljust(buf.data.size, b"\0")):
-                editor.put(buf.data.offset + i, "B", byte)
+            editor.put_bytes(buf.data.offset, newest.encode().ljust(buf.data.size, b"\0"))
         break
 
 
 def patch_model(path: str | os.PathLike, out: str | os.PathLike | None, dry_run: bool = False,
-                verify=None) -> dict:
+                verify=None, only: set[str] | None = None, skip: set[str] | None = None) -> dict:
     """Plan and (unless ``dry_run``) write the patched model; the document of schemas/patch.schema.json.
 
     ``verify(original, candidate) -> dict`` runs before the output is renamed into place; when
@@ -191,21 +138,21 @@ def patch_model(path: str | os.PathLike, out: str | os.PathLike | None, dry_run:
     """
     path = os.fspath(path)
     with open_model(path) as model:
-        rewrites, kept = plan(model)
+        p = plan(model, only, skip)
         flex_before = sum(op.opcode.kind == "flex" for sg in model.subgraphs for op in sg.operators)
-        public = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rewrites]
         doc = {"model": path, "output": None, "dry_run": dry_run, "flex_before": flex_before,
-               "flex_after": flex_before - len(rewrites), "rewrites": public, "kept": kept, "verification": None}
+               "flex_after": flex_before - len(p.rewrites), "rewrites": p.rewrites, "kept": p.kept,
+               "verification": None}
         if out is None or dry_run:
             return doc
 
         def check(candidate: str) -> None:
-            if verify is not None and rewrites:
+            if verify is not None and p.rewrites:
                 doc["verification"] = verify(path, candidate)
                 if not doc["verification"]["ok"]:
                     raise VerificationFailed(doc)
 
-        write_patched(path, apply(model, rewrites) if rewrites else None, os.fspath(out), check)
+        write_patched(path, apply(model, p) if p.rewrites else None, os.fspath(out), check)
     doc["output"] = os.fspath(out)
     return doc
 

@@ -1,19 +1,23 @@
 """Per-op rules for Flex ops whose builtin needs options, fewer inputs or re-laid-out weights.
 
 Each rule reads the decoded TF attributes and constant operands and says what the builtin op
-looks like: its inputs, its options table and any in-place change to a weight tensor. The
-catalog has already checked dtypes, attributes and constant operands before a rule runs.
-Facts from tflite/converter/transforms/legalize_patterns.td and the kernels' option structs.
+looks like (:class:`Rewrite`). The catalog has already checked dtypes, attributes and
+constant operands before a rule runs. Facts from tflite/converter/transforms/
+legalize_patterns.td, prepare_tf.cc and the kernels' option structs (schema.fbs).
 """
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from ..reader.model import SCHEMA
+from .edit import Edit, NewTensor, Op
 
 TENSOR_TYPE = SCHEMA.enums["TensorType"]
 PADDING = SCHEMA.enums["Padding"]
+ACTIVATION = SCHEMA.enums["ActivationFunctionType"]
+NUMPY = {"float32": np.float32, "int32": np.int32, "int64": np.int64}
 
 
 class NoRule(Exception):
@@ -22,12 +26,43 @@ class NoRule(Exception):
 
 @dataclass
 class Rewrite:
-    inputs: list[int]
+    inputs: list                                   # tensor indices, -1, or NewTensor constants
     options: str | None = None                     # builtin options table name
     fields: dict = field(default_factory=dict)     # option field -> value (lists for vector fields)
-    weight_edits: list = field(default_factory=list)   # (tensor index, new shape, new data bytes or None)
+    weight_edits: list = field(default_factory=list)   # (tensor index, new shape, new bytes or None)
     builtin: str | None = None                     # when the rule picks the builtin, not the catalog
     version: int | None = None
+    outputs: list | None = None
+    remove: set | None = None      # delete the op; its producer writes these outputs, readers rewired for others
+    before: list = field(default_factory=list)   # (builtin, version, inputs, outputs, options) run first
+
+    def apply(self, edit: Edit, sg: int, index: int, builtin: str, version: int) -> None:
+        if self.remove is not None:
+            op = edit.op(sg, index)     # its inputs as rewired by the rewrites before it
+            edit.remove(sg, index)
+            for src, out in zip(op.inputs, op.outputs):
+                if out in self.remove:
+                    edit.retarget(sg, src, out)
+                else:
+                    edit.replace_uses(sg, out, src)
+            return
+        for tensor, shape, data in self.weight_edits:
+            edit.edit_weight(sg, tensor, shape, data)
+        # readers rewired by earlier rewrites (a removed Identity) read the new tensor
+        rewired = dict(zip(edit.model.subgraphs[sg].operators[index].inputs, edit.op(sg, index).inputs))
+        added: dict[int, int] = {}
+
+        def tensor(t) -> int:
+            if isinstance(t, NewTensor):
+                if id(t) not in added:
+                    added[id(t)] = edit.add_tensor(sg, t)
+                return added[id(t)]
+            return rewired.get(t, t)
+        for b, v, ins, outs, options in self.before:
+            edit.insert_before(sg, index, Op(None, (b, v), tuple(map(tensor, ins)), tuple(map(tensor, outs)), options))
+        outputs = None if self.outputs is None else list(map(tensor, self.outputs))
+        edit.replace(sg, index, builtin, version, list(map(tensor, self.inputs)), outputs,
+                     (self.options, self.fields) if self.options else None)
 
 
 @dataclass
@@ -38,29 +73,56 @@ class Context:
     attrs: dict
 
     @property
-    def tensors(self):
-        return self.model.subgraphs[self.subgraph].tensors
+    def graph(self):
+        return self.model.subgraphs[self.subgraph]
+
+    def tensor(self, position: int):
+        return self.graph.tensors[self.op.inputs[position]]
+
+    def array(self, position: int) -> np.ndarray:
+        """A constant operand as an array of its shape."""
+        t = self.tensor(position)
+        raw = self.model.buffer_bytes(t.buffer)
+        if t.dtype not in NUMPY or not raw:
+            raise NoRule(f"input {position} is not a constant int32/int64/float32 tensor")
+        return np.frombuffer(raw, NUMPY[t.dtype]).reshape(t.shape)
 
     def constant(self, position: int) -> tuple:
-        t = self.tensors[self.op.inputs[position]]
-        raw = self.model.buffer_bytes(t.buffer)
-        fmt = {"int32": "i", "int64": "q", "float32": "f"}.get(t.dtype)
-        if fmt is None or not raw:
-            raise NoRule(f"input {position} is not a constant int32/int64/float32 tensor")
-        return struct.unpack(f"<{len(raw) // struct.calcsize(fmt)}{fmt}", raw)
+        return tuple(self.array(position).ravel().tolist())
 
-    def sole_user(self, position: int) -> None:
-        """A weight re-laid out in place must belong to this op alone."""
+    def sole_user(self, position: int) -> bool:
+        """Whether a weight may be re-laid out in place: it belongs to this op alone."""
         ti = self.op.inputs[position]
-        t = self.tensors[ti]
-        users = sum(ti in op.inputs for op in self.model.subgraphs[self.subgraph].operators)
+        t = self.graph.tensors[ti]
+        users = sum(ti in op.inputs for op in self.graph.operators)
         sharing = sum(x.buffer == t.buffer for sg in self.model.subgraphs for x in sg.tensors)
-        if users != 1 or sharing != 1 or ti in self.model.subgraphs[self.subgraph].outputs:
-            raise NoRule(f"weight tensor {ti} is shared: fbtool re-lays out weights only for their sole user")
+        return users == 1 and sharing == 1 and ti not in self.graph.outputs
+
+    def relaid(self, position: int, array: np.ndarray, suffix: str) -> tuple[object, list]:
+        """A weight with a new layout: edited in place when this op is its sole user (same size),
+        else a new constant. Returns (input entry, weight edits)."""
+        ti = self.op.inputs[position]
+        data = np.ascontiguousarray(array).tobytes()
+        if self.sole_user(position):
+            return ti, [(ti, array.shape, data)]
+        t = self.graph.tensors[ti]
+        return NewTensor(f"{t.name}/{suffix}", t.dtype, array.shape, data), []
+
+    def zero_bias(self, channels: int) -> NewTensor:
+        name = self.graph.tensors[self.op.outputs[0]].name
+        return NewTensor(f"{name}/bias", "float32", (channels,), bytes(4 * channels))
 
 
 def _dtype(name: str) -> int:
     return TENSOR_TYPE[name.upper()]
+
+
+def _same(options: str, **fields):
+    """A rule that keeps the op's inputs and sets options from attrs: field -> attr name or callable."""
+    def rule(ctx: Context) -> Rewrite:
+        return Rewrite(list(ctx.op.inputs), options, {
+            k: v(ctx.attrs) if callable(v) else ctx.attrs.get(v, 0) for k, v in fields.items()})
+    return rule
 
 
 def _pool(ctx: Context) -> Rewrite:
@@ -68,10 +130,6 @@ def _pool(ctx: Context) -> Rewrite:
     return Rewrite(list(ctx.op.inputs), "Pool2DOptions", {
         "padding": PADDING[a["padding"]], "stride_h": a["strides"][1], "stride_w": a["strides"][2],
         "filter_height": a["ksize"][1], "filter_width": a["ksize"][2]})
-
-
-def _reducer(ctx: Context) -> Rewrite:
-    return Rewrite(list(ctx.op.inputs), "ReducerOptions", {"keep_dims": bool(ctx.attrs.get("keep_dims"))})
 
 
 def _concat(ctx: Context) -> Rewrite:
@@ -85,58 +143,144 @@ def _gather(ctx: Context) -> Rewrite:
                    {"axis": axis, "batch_dims": ctx.attrs.get("batch_dims", 0)})
 
 
-def _strided_slice(ctx: Context) -> Rewrite:
-    masks = ("begin_mask", "end_mask", "ellipsis_mask", "new_axis_mask", "shrink_axis_mask")
-    return Rewrite(list(ctx.op.inputs), "StridedSliceOptions", {m: ctx.attrs.get(m, 0) for m in masks})
+def _conv_common(ctx: Context) -> dict:
+    a = ctx.attrs
+    return {"padding": PADDING[a["padding"]], "stride_h": a["strides"][1], "stride_w": a["strides"][2],
+            "dilation_h_factor": a["dilations"][1], "dilation_w_factor": a["dilations"][2]}
 
 
-def _matmul(ctx: Context) -> Rewrite:
-    """MatMul(a, b) -> FULLY_CONNECTED(a, w, no bias): FC weights are [out, in], so a constant b
-    of [in, out] (transpose_b false) is transposed in place."""
-    x, w = ctx.op.inputs[:2]
-    weights = ctx.tensors[w]
-    if weights.dtype != "float32" or len(weights.shape) != 2 or len(ctx.tensors[x].shape) != 2:
-        raise NoRule("fbtool rewrites MatMul only for float32 2-D operands")
-    edits = []
-    if not ctx.attrs.get("transpose_b"):
-        ctx.sole_user(1)
-        rows, cols = weights.shape
-        values = struct.unpack(f"<{rows * cols}f", ctx.model.buffer_bytes(weights.buffer))
-        transposed = [values[r * cols + c] for c in range(cols) for r in range(rows)]
-        edits.append((w, (cols, rows), struct.pack(f"<{rows * cols}f", *transposed)))
-    return Rewrite([x, w, -1], "FullyConnectedOptions", {}, edits)
+def _bias(ctx: Context, bias, channels: int):
+    """The bias operand: a tensor index, new constant values, or (None) zeros."""
+    if bias is None:
+        bias = np.zeros(channels, np.float32)
+    if isinstance(bias, np.ndarray):
+        name = ctx.graph.tensors[ctx.op.outputs[0]].name
+        return NewTensor(f"{name}/bias", "float32", (channels,), bias.astype(np.float32).tobytes())
+    return bias
+
+
+def conv2d(ctx: Context, scale=None, bias=None) -> Rewrite:
+    """Conv2D(x, w[H,W,I,O]) -> CONV_2D(x, w[O,H,W,I], bias): CONV_2D needs a bias (conv.cc), zeros
+    unless a pattern folds one in; ``scale`` multiplies each output channel (a folded BatchNorm)."""
+    w = ctx.array(1)
+    if ctx.tensor(0).shape and ctx.tensor(0).shape[-1] != w.shape[2]:
+        raise NoRule("grouped convolution (input channels differ from the filter's): not rewritten")
+    ohwi = w.transpose(3, 0, 1, 2)
+    if scale is not None:
+        ohwi = (ohwi * scale[:, None, None, None]).astype(np.float32)
+    weights, edits = ctx.relaid(1, ohwi, "ohwi")
+    return Rewrite([ctx.op.inputs[0], weights, _bias(ctx, bias, w.shape[3])], "Conv2DOptions",
+                   _conv_common(ctx), edits)
+
+
+def depthwise(ctx: Context, scale=None, bias=None) -> Rewrite:
+    """DepthwiseConv2dNative(x, w[H,W,C,M]) -> DEPTHWISE_CONV_2D(x, w[1,H,W,C*M], bias): the same
+    bytes in a new shape; TFLite 2.18 crashed without a bias (seen), so zeros are added."""
+    w = ctx.array(1)
+    h, wd, c, m = w.shape
+    flat = w.reshape(1, h, wd, c * m)
+    if scale is not None:
+        flat = (flat * scale).astype(np.float32)
+    weights, edits = ctx.relaid(1, flat, "1hwc")
+    fields = {**_conv_common(ctx), "depth_multiplier": m}
+    version = 2 if fields["dilation_h_factor"] != 1 or fields["dilation_w_factor"] != 1 else 1
+    return Rewrite([ctx.op.inputs[0], weights, _bias(ctx, bias, c * m)], "DepthwiseConv2DOptions",
+                   fields, edits, version=version)
+
+
+def matmul(ctx: Context, scale=None, bias=None) -> Rewrite:
+    """MatMul(a, b): a constant b becomes FULLY_CONNECTED weights [out, in]; otherwise BATCH_MATMUL."""
+    a = ctx.attrs
+    x, w = ctx.tensor(0), ctx.tensor(1)
+    if a.get("transpose_a") or len(x.shape) != 2 or x.dtype != "float32":
+        raise NoRule("fbtool rewrites MatMul only for float32 2-D operands without transpose_a")
+    if not ctx.model.is_constant(w):
+        return Rewrite(list(ctx.op.inputs), "BatchMatMulOptions", {"adj_x": False, "adj_y": bool(a.get("transpose_b"))},
+                       builtin="BATCH_MATMUL", version=1)
+    weights = ctx.array(1)
+    out_in = weights if a.get("transpose_b") else weights.T
+    if scale is not None:
+        out_in = (out_in * scale[:, None]).astype(np.float32)
+    if scale is None and a.get("transpose_b"):
+        entry, edits = ctx.op.inputs[1], []
+    else:
+        entry, edits = ctx.relaid(1, out_in, "oi")
+    inputs = [ctx.op.inputs[0], entry, -1 if bias is None else _bias(ctx, bias, out_in.shape[0])]
+    return Rewrite(inputs, "FullyConnectedOptions", {}, edits)
+
+
+def _batch_matmul(ctx: Context) -> Rewrite:
+    return Rewrite(list(ctx.op.inputs), "BatchMatMulOptions",
+                   {"adj_x": bool(ctx.attrs.get("adj_x")), "adj_y": bool(ctx.attrs.get("adj_y"))})
+
+
+def _split_v(ctx: Context) -> Rewrite:
+    return Rewrite(list(ctx.op.inputs), "SplitVOptions", {"num_splits": ctx.attrs["num_split"]})
+
+
+def _remove(ctx: Context) -> Rewrite:
+    """Identity-like ops disappear: readers of each output read the input instead. When the
+    output is a model output, the producer of the input writes it instead, so outputs keep their
+    tensor (and name)."""
+    graph = ctx.graph
+    retarget = set()
+    for src, out in zip(ctx.op.inputs, ctx.op.outputs):
+        if out not in graph.outputs:
+            continue
+        producers = [op.index for op in graph.operators if src in op.outputs]
+        readers = sum(src in op.inputs for op in graph.operators)
+        if len(producers) != 1 or readers != 1 or src in graph.outputs or len(ctx.op.outputs) != 1:
+            return _copy(ctx)
+        retarget.add(out)
+    return Rewrite([], remove=retarget)
 
 
 def _copy(ctx: Context) -> Rewrite:
-    """Identity, StopGradient, Snapshot: a CAST to the same type, which copies. Deleting the op and
-    rewiring its consumers would save the copy, but needs a new operators vector (not yet)."""
-    dtype = ctx.tensors[ctx.op.inputs[0]].dtype
+    """A model output that must stay a tensor of its own: a CAST to the same type, which copies."""
+    dtype = ctx.tensor(0).dtype
     if dtype not in ("float32", "int32", "int64", "int16", "int8", "uint8", "bool", "float16"):
         raise NoRule(f"no same-type CAST for {dtype}")
-    code = _dtype(dtype)
-    return Rewrite([ctx.op.inputs[0]], "CastOptions", {"in_data_type": code, "out_data_type": code},
+    return Rewrite([ctx.op.inputs[0]], "CastOptions", {"in_data_type": _dtype(dtype), "out_data_type": _dtype(dtype)},
                    builtin="CAST", version=1)
-
-
-def _needs_bias(ctx: Context) -> Rewrite:
-    """CONV_2D requires a bias (conv.cc) and TFLite 2.18's DEPTHWISE_CONV_2D crashed without one (seen);
-    a model converted from TF carries the bias in a separate BiasAdd, so a new tensor is needed."""
-    raise NoRule("the builtin needs a bias tensor, and fbtool cannot add tensors yet")
 
 
 RULES = {
     "Softmax": lambda ctx: Rewrite(list(ctx.op.inputs), "SoftmaxOptions", {"beta": 1.0}),
-    "LeakyRelu": lambda ctx: Rewrite(list(ctx.op.inputs), "LeakyReluOptions", {"alpha": ctx.attrs["alpha"]}),
-    "Shape": lambda ctx: Rewrite(list(ctx.op.inputs), "ShapeOptions", {"out_type": _dtype(ctx.attrs["out_type"])}),
-    "Pack": lambda ctx: Rewrite(list(ctx.op.inputs), "PackOptions",
-                                {"values_count": ctx.attrs["N"], "axis": ctx.attrs.get("axis", 0)}),
-    "Squeeze": lambda ctx: Rewrite(list(ctx.op.inputs), "SqueezeOptions", {"squeeze_dims": ctx.attrs.get("squeeze_dims", [])}),
-    "Cast": lambda ctx: Rewrite(list(ctx.op.inputs), "CastOptions", {"in_data_type": _dtype(ctx.attrs["SrcT"]),
-                                                                     "out_data_type": _dtype(ctx.attrs["DstT"])}),
+    "LeakyRelu": _same("LeakyReluOptions", alpha="alpha"),
+    "Shape": _same("ShapeOptions", out_type=lambda a: _dtype(a["out_type"])),
+    "Pack": _same("PackOptions", values_count="N", axis="axis"),
+    "Unpack": _same("UnpackOptions", num="num", axis="axis"),
+    "Squeeze": _same("SqueezeOptions", squeeze_dims=lambda a: a.get("squeeze_dims", [])),
+    "Cast": _same("CastOptions", in_data_type=lambda a: _dtype(a["SrcT"]), out_data_type=lambda a: _dtype(a["DstT"])),
+    "ArgMax": _same("ArgMaxOptions", output_type=lambda a: _dtype(a["output_type"])),
+    "ArgMin": _same("ArgMinOptions", output_type=lambda a: _dtype(a["output_type"])),
+    "Cumsum": _same("CumsumOptions", exclusive=lambda a: bool(a.get("exclusive")), reverse=lambda a: bool(a.get("reverse"))),
+    "DepthToSpace": _same("DepthToSpaceOptions", block_size="block_size"),
+    "SpaceToDepth": _same("SpaceToDepthOptions", block_size="block_size"),
+    "MirrorPad": _same("MirrorPadOptions", mode=lambda a: SCHEMA.enums["MirrorPadMode"][a["mode"]]),
+    "OneHot": _same("OneHotOptions", axis="axis"),
+    "Split": _same("SplitOptions", num_splits="num_split"),
+    "SplitV": _split_v,
+    "ResizeBilinear": _same("ResizeBilinearOptions", align_corners=lambda a: bool(a.get("align_corners")),
+                            half_pixel_centers=lambda a: bool(a.get("half_pixel_centers"))),
+    "ResizeNearestNeighbor": _same("ResizeNearestNeighborOptions", align_corners=lambda a: bool(a.get("align_corners")),
+                                   half_pixel_centers=lambda a: bool(a.get("half_pixel_centers"))),
     "MaxPool": _pool, "AvgPool": _pool,
-    "Mean": _reducer, "Sum": _reducer, "Max": _reducer, "Min": _reducer, "Prod": _reducer,
-    "Any": _reducer, "All": _reducer,
-    "ConcatV2": _concat, "GatherV2": _gather, "StridedSlice": _strided_slice,
-    "MatMul": _matmul, "Conv2D": _needs_bias, "DepthwiseConv2dNative": _needs_bias,
-    "Identity": _copy, "StopGradient": _copy, "Snapshot": _copy,
+    **{op: _same("ReducerOptions", keep_dims=lambda a: bool(a.get("keep_dims")))
+       for op in ("Mean", "Sum", "Max", "Min", "Prod", "Any", "All")},
+    "ConcatV2": _concat, "GatherV2": _gather,
+    "StridedSlice": _same("StridedSliceOptions", **{m: m for m in (
+        "begin_mask", "end_mask", "ellipsis_mask", "new_axis_mask", "shrink_axis_mask")}),
+    "BatchMatMulV2": _batch_matmul, "BatchMatMulV3": _batch_matmul,
+    "MatMul": matmul, "Conv2D": conv2d, "DepthwiseConv2dNative": depthwise,
+    **{op: _remove for op in ("Identity", "StopGradient", "Snapshot", "PreventGradient", "IdentityN", "CheckNumerics")},
 }
+
+
+def _register_families() -> None:
+    """Op families with a module of their own (imported here, after the shared pieces above)."""
+    from .einsum import einsum
+    RULES["Einsum"] = einsum
+
+
+_register_families()

@@ -1,13 +1,16 @@
 """Surgical edits of a verified flatbuffer.
 
-FlatBuffers offsets are unsigned and point forward, so a table can be replaced by
-writing a new one after everything that refers to it and re-pointing the one offset
-that led to the old one. The editor therefore (1) overwrites present scalars and
-offsets in place, (2) appends new tables and vectors in a block inserted right after
-the flatbuffer's own extent, and (3) leaves every other byte where it was: weights,
-names, metadata, the data stored outside the flatbuffer (whose absolute Buffer.offset
-values it shifts by the size of the block) and anything appended after it. Old tables
-that nothing points to any more stay as dead bytes, like a converter's padding.
+FlatBuffers offsets are unsigned and point forward. So new tables go in a *head* block placed
+between the file's 8-byte header (root offset, "TFL3") and the whole original file: from there
+they can refer to any original object. A change is made by writing new copies of the changed
+table and of its parents up to a new root Model, each copy pointing at the original children
+it keeps (:meth:`Editor.clone`); the cost grows with the graph's tables, never with weights.
+Scalars can also be overwritten in place (:meth:`Editor.put`).
+
+Every other byte of the input follows unchanged, shifted by the head's size (a multiple of
+64, so weight alignment is kept): weights, names, metadata, the data stored outside the
+flatbuffer (whose absolute ``Buffer.offset`` values are shifted) and anything appended.
+Tables that nothing points to any more stay as dead bytes, like a converter's padding.
 """
 from __future__ import annotations
 
@@ -17,132 +20,176 @@ import struct
 import tempfile
 
 from ..errors import ModelError
-from ..reader.model import Model, open_model
+from ..reader.model import SCHEMA, Model, open_model
 from ..reader.table import Table
 
-ALIGN = 16
+ALIGN = 64
+HEADER = 8
 CHUNK = 1 << 20
+
+
+class Orig(int):
+    """A position in the input file (new objects are addressed by output position)."""
+
+
+DROP = object()   # Editor.clone: leave this field out of the copy
 
 
 class Editor:
     def __init__(self, model: Model):
         self.model = model
-        self.base = model.flatbuffer_extent   # the block goes right after the flatbuffer
         self.edits: dict[int, bytes] = {}
-        self.tail = bytearray()
+        self.head = bytearray()
+        self.fixups: list[tuple[int, Orig]] = []   # head offset fields aimed at original objects
+        self.root: int | None = None
 
     # -- positions -----------------------------------------------------------------------------
-    def _pad(self, align: int) -> None:
-        self.tail += bytes(-(self.base + len(self.tail)) % align)
-
     def here(self) -> int:
-        return self.base + len(self.tail)
+        return HEADER + len(self.head)
 
-    def target(self, table: Table, name: str) -> int | None:
+    def _pad(self, align: int) -> None:
+        self.head += bytes(-self.here() % align)
+
+    def target(self, table: Table, name: str) -> Orig | None:
         """Where a present offset field of an original table points, or None."""
         at = table.field_pos(name)
-        return at + int.from_bytes(self.model.buf[at:at + 4], "little") if at is not None else None
+        return Orig(at + int.from_bytes(self.model.buf[at:at + 4], "little")) if at is not None else None
 
     # -- in-place edits of the original bytes --------------------------------------------------
     def put(self, pos: int, fmt: str, value) -> None:
         self.put_bytes(pos, struct.pack("<" + fmt, value))
 
     def put_bytes(self, pos: int, data: bytes) -> None:
-        """Overwrite original bytes (inside the flatbuffer or in data stored after it), by their
-        position in the input; the new block is addressed by output position (:meth:`point`)."""
+        """Overwrite original bytes (flatbuffer or data stored after it), by input position."""
         if pos < 0 or pos + len(data) > self.model.size:
             raise ValueError("in-place edits are for the original bytes")
         self.edits[pos] = bytes(data)
 
+    # -- new objects, in the head ----------------------------------------------------------------
     def point(self, at: int, target: int) -> None:
-        """Make the uoffset stored at ``at`` (original bytes or the new block) refer to ``target``."""
-        offset = target - at
-        if not 0 < offset < 1 << 31:
+        """Make the offset field at head position ``at`` refer to ``target`` (head or :class:`Orig`)."""
+        if isinstance(target, Orig):
+            self.fixups.append((at, target))
+            return
+        if target <= at:
             raise ValueError(f"offset from {at} to {target} cannot be encoded")
-        if self.base <= at < self.base + len(self.tail):   # in the new block (output positions)
-            struct.pack_into("<I", self.tail, at - self.base, offset)
-        else:
-            self.put(at, "I", offset)
+        struct.pack_into("<I", self.head, at - HEADER, target - at)
 
-    # -- new objects -----------------------------------------------------------------------------
-    def vector(self, fmt: str, values) -> int:
+    def vector(self, fmt: str, values, align: int = 4) -> int:
         size = struct.calcsize(fmt)
-        self._pad(max(4, size))
-        if size > 4 and (self.here() + 4) % size:
-            self.tail += bytes(4)
+        self._pad(4)
+        while (self.here() + 4) % max(size, align):
+            self.head += bytes(4)
         at = self.here()
-        self.tail += struct.pack(f"<I{len(values)}{fmt}", len(values), *values)
+        self.head += struct.pack(f"<I{len(values)}{fmt}", len(values), *values)
         return at
 
+    def bytes_vector(self, data: bytes, align: int = 16) -> int:
+        self._pad(4)
+        while (self.here() + 4) % align:
+            self.head += bytes(4)
+        at = self.here()
+        self.head += struct.pack("<I", len(data)) + data + b"\0"   # a NUL, as strings need
+        return at
+
+    def string(self, text: str) -> int:
+        return self.bytes_vector(text.encode(), align=4)
+
     def offsets_vector(self, targets: list[int]) -> int:
-        """A vector of uoffsets to objects that lie after it (tables or strings)."""
+        """A vector of offsets to tables or strings (head positions after it, or :class:`Orig`)."""
         self._pad(4)
         at = self.here()
-        self.tail += struct.pack("<I", len(targets)) + bytes(4 * len(targets))
+        self.head += struct.pack("<I", len(targets)) + bytes(4 * len(targets))
         for i, target in enumerate(targets):
-            self.point(at + 4 + 4 * i, target)
+            if target is not None:
+                self.point(at + 4 + 4 * i, target)
         return at
 
     def table(self, fields: dict[int, tuple[str, object]]) -> tuple[int, dict[int, int]]:
-        """Append a table: ``{slot: (struct format, value)}``; offsets are written as 0 and returned
-        as ``{slot: field position}`` to :meth:`point` at objects appended later."""
+        """Append a table: ``{slot: (struct format, value)}``. A value that is an :class:`Orig`
+        is pointed at; ``None`` leaves a zero to :meth:`point` later, its position returned
+        in ``{slot: field position}``."""
         layout, size, refs = {}, 4, {}
-        for slot in sorted(fields):
-            fmt, _ = fields[slot]
-            width = struct.calcsize(fmt)
+        for slot in sorted(fields, key=lambda s: -struct.calcsize(fields[s][0])):
+            width = struct.calcsize(fields[slot][0])
             size += -size % width
             layout[slot] = size
             size += width
         size += -size % 4
         nslots = max(fields) + 1 if fields else 0
-        vtable = struct.pack(f"<HH{nslots}H", 4 + 2 * nslots, size, *(layout.get(s, 0) for s in range(nslots)))
         self._pad(2)
         vt_at = self.here()
-        self.tail += vtable
+        self.head += struct.pack(f"<HH{nslots}H", 4 + 2 * nslots, size, *(layout.get(s, 0) for s in range(nslots)))
         self._pad(8)
         at = self.here()
         body = bytearray(size)
         struct.pack_into("<i", body, 0, at - vt_at)
+        self.head += body
         for slot, (fmt, value) in fields.items():
-            struct.pack_into("<" + fmt, body, layout[slot], 0 if value is None else value)
             if value is None:
                 refs[slot] = at + layout[slot]
-        self.tail += body
+            elif isinstance(value, Orig):
+                self.point(at + layout[slot], value)
+            else:
+                struct.pack_into("<" + fmt, self.head, at + layout[slot] - HEADER, value)
         return at, refs
 
+    def clone(self, table: Table, changes: dict[str, object]) -> tuple[int, dict[str, int]]:
+        """A copy of an original table with some fields changed: scalars copied, offsets aimed
+        at the original children. ``changes``: field name -> scalar, :class:`Orig`, ``None`` (a
+        placeholder, returned by name) or ``DROP``."""
+        values = {name: table.get(name) if f.kind == "scalar" else self.target(table, name)
+                  for name, f in table.tdef.fields.items() if table.has(name)}
+        values.update(changes)
+        return self.new_table(table.tdef.name, {k: v for k, v in values.items() if v is not DROP})
+
+    def new_table(self, tname: str, values: dict[str, object]) -> tuple[int, dict[str, int]]:
+        """A table of schema type ``tname`` from field values (as for :meth:`clone`)."""
+        tdef = SCHEMA.tables[tname].fields
+        fields = {tdef[n].slot: (tdef[n].fmt if tdef[n].kind == "scalar" else "I", v) for n, v in values.items()}
+        at, refs = self.table(fields)
+        names = {tdef[n].slot: n for n in values}
+        return at, {names[slot]: pos for slot, pos in refs.items()}
+
     # -- output ----------------------------------------------------------------------------------
-    def _shift_external(self) -> None:
-        delta = len(self.tail) + (-len(self.tail) % ALIGN)
-        for b in self.model.buffers:   # data stored after the flatbuffer moves by the block's size
-            if b.external and delta:
+    def _shift(self) -> int:
+        return HEADER + len(self.head) + (-(HEADER + len(self.head)) % ALIGN)
+
+    def _shift_external(self, shift: int) -> None:
+        """Data stored after the flatbuffer moves with everything else: its absolute offsets too."""
+        for b in self.model.buffers:
+            if b.external:
                 table = self.model.root.get("buffers")[b.index]
-                self.put(table.field_pos("offset"), "Q", b.external.offset + delta)
+                self.put(table.field_pos("offset"), "Q", b.external.offset + shift)
+        for sg in self.model.subgraphs:
+            for op in sg.operators:
+                if op.t.get("large_custom_options_size"):
+                    self.put(op.t.field_pos("large_custom_options_offset"), "Q",
+                             op.t.get("large_custom_options_offset") + shift)
+
+    def header_and_head(self) -> bytes:
+        shift = self._shift()
+        out = bytearray(self.head) + bytes(shift - HEADER - len(self.head))
+        for at, target in self.fixups:
+            struct.pack_into("<I", out, at - HEADER, target + shift - at)
+        return struct.pack("<I", self.root) + self.model.buf[4:8] + bytes(out)
 
     def write_to(self, dst_fd: int, src_fd: int) -> None:
-        """Write the output: the original with edits applied and the new block after the flatbuffer.
-        Unedited stretches are copied by the kernel (copy_file_range), never through this
-        process's memory, so a 300 MB model costs about what `cp` does."""
-        if self.tail:
-            self._shift_external()
-        edits = sorted(self.edits.items())
-        self._original(src_fd, dst_fd, 0, self.base, edits)
-        if self.tail:
-            _write_all(dst_fd, bytes(self.tail) + bytes(-len(self.tail) % ALIGN))
-        self._original(src_fd, dst_fd, self.base, self.model.size, edits)
-
-    def _original(self, src_fd: int, dst_fd: int, start: int, end: int, edits) -> None:
-        pos = start
-        for at, data in edits:
-            if at + len(data) <= start or at >= end:
-                continue
-            lo = max(at, start)
-            if lo < pos:
-                raise ValueError(f"overlapping edits at byte {lo}")
-            _copy(src_fd, dst_fd, pos, lo - pos)
-            hi = min(at + len(data), end)
-            _write_all(dst_fd, data[lo - at:hi - at])
-            pos = max(pos, hi)
-        _copy(src_fd, dst_fd, pos, end - pos)
+        """Write the header and head, then the original with the in-place edits applied. Unedited
+        stretches are copied by the kernel (copy_file_range), never through this process's
+        memory, so a 300 MB model costs about what `cp` does."""
+        if self.root is None:
+            raise ValueError("the editor has no new root")
+        self._shift_external(self._shift())
+        _write_all(dst_fd, self.header_and_head())
+        pos = 0
+        for at, data in sorted(self.edits.items()):
+            if at < pos:
+                raise ValueError(f"overlapping edits at byte {at}")
+            _copy(src_fd, dst_fd, pos, at - pos)
+            _write_all(dst_fd, data)
+            pos = at + len(data)
+        _copy(src_fd, dst_fd, pos, self.model.size - pos)
 
     def render(self) -> bytes:
         """The output as bytes (small models, tests)."""

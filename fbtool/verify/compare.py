@@ -1,9 +1,9 @@
 """``fbtool verify ORIGINAL PATCHED``: both models on the same seeded random inputs, outputs compared.
 
 The models run in a separate Python process (``python``: one with TensorFlow 2.18.1 when a
-model has Flex ops, since no later Python runtime has the Flex delegate), both in the same
-runtime so that a difference is the rewrite's; a crash or a missing runtime is reported,
-not raised from inside fbtool.
+model has Flex ops, since no later Python runtime has the Flex delegate); a model without
+Flex ops runs on ai-edge-litert when it is installed. A crash or a missing runtime is
+reported, not raised from inside fbtool.
 """
 from __future__ import annotations
 

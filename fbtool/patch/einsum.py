@@ -1,0 +1,119 @@
+"""Einsum with two operands -> BATCH_MATMUL, with TRANSPOSE and RESHAPE around it where needed.
+
+TFLite has no einsum builtin; its converter lowers the equations it can the same way
+(tflite/converter/transforms/einsum.cc). Labels sort into four groups: batch (both operands and
+the output), contracted (both operands, not the output), and each operand's free labels. Each
+operand is laid out as [batch..., free, contracted] (or [batch..., contracted, free], read with
+adj_x/adj_y, when that spares a TRANSPOSE), several free or contracted labels are merged by a
+RESHAPE, and the product [batch..., free_a, free_b] is reshaped and transposed to the output
+order. Multi-head attention's equations (BTNH,BSNH->BNTS and BNTS,BSNH->BTNH) need two
+TRANSPOSEs and one BATCH_MATMUL.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .edit import NewTensor
+from .rules import Context, NoRule, Rewrite
+
+
+def _parse(equation: str) -> tuple[str, str, str]:
+    if "." in equation or "->" not in equation:
+        raise NoRule(f"einsum '{equation}': ellipses and implicit outputs are not rewritten")
+    lhs, out = equation.replace(" ", "").split("->")
+    operands = lhs.split(",")
+    if len(operands) != 2:
+        raise NoRule(f"einsum '{equation}': only two-operand equations are rewritten")
+    a, b = operands
+    for labels in (a, b, out):
+        if len(set(labels)) != len(labels):
+            raise NoRule(f"einsum '{equation}': repeated labels (traces, diagonals) are not rewritten")
+    if set(out) - set(a) - set(b) or (set(a) ^ set(b)) - set(out):
+        raise NoRule(f"einsum '{equation}': a label summed within one operand is not rewritten")
+    return a, b, out
+
+
+class _Builder:
+    """Collects the ops that run before the BATCH_MATMUL and the tensors between them."""
+
+    def __init__(self, ctx: Context):
+        self.ctx = ctx
+        self.before = []
+        self.name = ctx.graph.tensors[ctx.op.outputs[0]].name
+
+    def const(self, values: list[int], what: str) -> NewTensor:
+        return NewTensor(f"{self.name}/{what}", "int32", (len(values),), np.array(values, np.int32).tobytes())
+
+    def transpose(self, x, shape: list[int], perm: list[int], what: str):
+        if perm == sorted(perm):
+            return x, shape
+        shape = [shape[p] for p in perm]
+        y = NewTensor(f"{self.name}/{what}", "float32", tuple(shape))
+        self.before.append(("TRANSPOSE", 1, [x, self.const(perm, what + "_perm")], [y], None))
+        return y, shape
+
+    def reshape(self, x, shape: list[int], new: list[int], what: str):
+        if shape == new:
+            return x, shape
+        y = NewTensor(f"{self.name}/{what}", "float32", tuple(new))
+        self.before.append(("RESHAPE", 1, [x, self.const(new, what + "_shape")], [y],
+                            ("ReshapeOptions", {"new_shape": new})))
+        return y, new
+
+
+def _layout(position: int, labels: str, batch: list, first: list, second: list, build: _Builder, shape):
+    """Operand -> [batch..., first, second], or [batch..., second, first] when that needs no
+    TRANSPOSE; returns (tensor, swapped), ``swapped`` being BATCH_MATMUL's adj_x/adj_y."""
+    dims = dict(zip(labels, shape))
+    swapped = [labels.index(c) for c in batch + second + first] == list(range(len(labels)))
+    order = batch + second + first if swapped else batch + first + second
+    x, cur = build.transpose(build.ctx.op.inputs[position], list(shape), [labels.index(c) for c in order],
+                             f"in{position}_t")
+    groups = (second, first) if swapped else (first, second)
+    x, _ = build.reshape(x, cur, [dims[c] for c in batch] + [_prod(dims, g) for g in groups], f"in{position}_r")
+    return x, swapped
+
+
+def _prod(dims: dict, labels: list) -> int:
+    n = 1
+    for c in labels:
+        n *= dims[c]
+    return n
+
+
+def einsum(ctx: Context) -> Rewrite:
+    a_labels, b_labels, out = _parse(ctx.attrs.get("equation", ""))
+    a, b = ctx.tensor(0), ctx.tensor(1)
+    if a.dtype != "float32" or b.dtype != "float32":
+        raise NoRule("fbtool rewrites Einsum only for float32 operands")
+    shapes = [tuple(a.shape_signature), tuple(b.shape_signature)]
+    if any(d < 0 for s in shapes for d in s) or len(shapes[0]) != len(a_labels) or len(shapes[1]) != len(b_labels):
+        raise NoRule("fbtool rewrites Einsum only for operands of static shape")
+    dims = {**dict(zip(a_labels, shapes[0])), **dict(zip(b_labels, shapes[1]))}
+    batch = [c for c in out if c in a_labels and c in b_labels]
+    contracted = [c for c in a_labels if c in b_labels and c not in out]
+    free_a = [c for c in a_labels if c not in b_labels]
+    free_b = [c for c in b_labels if c not in a_labels]
+    if not (contracted and free_a and free_b):
+        raise NoRule(f"einsum '{ctx.attrs['equation']}': not a matrix product (no contracted or free label)")
+    build = _Builder(ctx)
+    x, adj_x = _layout(0, a_labels, batch, free_a, contracted, build, shapes[0])
+    y, adj_y = _layout(1, b_labels, batch, contracted, free_b, build, shapes[1])
+    product = [dims[c] for c in batch] + [_prod(dims, free_a), _prod(dims, free_b)]
+    result = batch + free_a + free_b
+    full = [dims[c] for c in result]
+    perm = [result.index(c) for c in out]
+    out_tensor = ctx.op.outputs[0]
+    if full == product and perm == sorted(perm):
+        return Rewrite([x, y], "BatchMatMulOptions", {"adj_x": adj_x, "adj_y": adj_y},
+                       builtin="BATCH_MATMUL", version=1, before=build.before)
+    # the product is not the output yet: BATCH_MATMUL goes into `before`, and the op itself
+    # becomes the last RESHAPE or TRANSPOSE
+    mm = NewTensor(f"{build.name}/matmul", "float32", tuple(product))
+    build.before.append(("BATCH_MATMUL", 1, [x, y], [mm], ("BatchMatMulOptions", {"adj_x": adj_x, "adj_y": adj_y})))
+    if perm == sorted(perm):
+        return Rewrite([mm, build.const(full, "out_shape")], "ReshapeOptions", {"new_shape": full},
+                       builtin="RESHAPE", version=1, before=build.before)
+    z, _ = build.reshape(mm, product, full, "unmerged")
+    return Rewrite([z, build.const(perm, "out_perm")], builtin="TRANSPOSE", version=1, before=build.before,
+                   outputs=[out_tensor])

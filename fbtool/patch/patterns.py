@@ -1,0 +1,235 @@
+"""Graph patterns: several Flex ops matched on the networkx graph and rewritten as one builtin.
+
+A pattern is declared by its name, the TF ops it can start from, and a ``match`` that returns
+a :class:`Match` (the ops it takes and how to rewrite them) or None. Matching never changes
+anything; a match takes an intermediate tensor only when nothing else reads it and it is not
+a model output, so no other op can see the difference.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from ..graph.build import build_graph, tensor_node
+from ..reader.model import Model
+from . import rules
+from .edit import Edit
+from .rules import ACTIVATION, Context, NoRule
+
+Key = tuple[int, int]
+
+
+class View:
+    """What patterns look at: the graph of each subgraph and the decoded, rewritable Flex ops."""
+
+    def __init__(self, model: Model, flex: dict[Key, tuple[str, dict]]):
+        self.model = model
+        self.flex = flex
+        self.graphs = build_graph(model).subgraphs
+
+    def tf_op(self, key: Key) -> str | None:
+        return self.flex[key][0] if key in self.flex else None
+
+    def context(self, key: Key) -> Context:
+        sg, i = key
+        return Context(self.model, sg, self.model.subgraphs[sg].operators[i], self.flex[key][1])
+
+    def sole_reader(self, sg: int, tensor: int) -> Key | None:
+        """The one op reading ``tensor``, when exactly one does and it is not a model output."""
+        if tensor in self.model.subgraphs[sg].outputs:
+            return None
+        readers = list(self.graphs[sg].successors(tensor_node(tensor)))
+        return (sg, readers[0][1]) if len(readers) == 1 else None
+
+    def producer(self, sg: int, tensor: int) -> Key | None:
+        found = list(self.graphs[sg].predecessors(tensor_node(tensor)))
+        return (sg, found[0][1]) if found else None
+
+    def op(self, key: Key):
+        return self.model.subgraphs[key[0]].operators[key[1]]
+
+    def constant(self, key: Key, position: int) -> np.ndarray | None:
+        try:
+            return self.context(key).array(position)
+        except NoRule:
+            return None
+
+    def constant_index(self, sg: int, tensor: int) -> np.ndarray | None:
+        """A constant tensor's values, or None for activations and unreadable types."""
+        t = self.model.subgraphs[sg].tensors[tensor]
+        if not self.model.is_constant(t) or t.dtype not in rules.NUMPY:
+            return None
+        return np.frombuffer(self.model.buffer_bytes(t.buffer), rules.NUMPY[t.dtype]).reshape(t.shape)
+
+
+@dataclass
+class Match:
+    ops: list[Key]
+    apply: Callable[[Edit], dict[Key, dict]]
+
+
+@dataclass
+class Pattern:
+    name: str
+    anchors: frozenset
+    match: Callable[[View, int, int], Match | None]
+
+
+# -- conv / MatMul, then per-channel adds and multiplies (BiasAdd, a BatchNorm's Mul and AddV2), then Relu|Relu6
+FUSED = {"Relu": "RELU", "Relu6": "RELU6"}   # conv.cc and fully_connected.cc clamp only these (not TANH)
+LINEAR = {"Conv2D": rules.conv2d, "DepthwiseConv2dNative": rules.depthwise, "MatMul": rules.matmul}
+BUILTIN = {"Conv2D": "CONV_2D", "DepthwiseConv2dNative": "DEPTHWISE_CONV_2D", "MatMul": "FULLY_CONNECTED"}
+AFFINE = {"BiasAdd", "AddV2", "Add", "Sub", "Mul"}
+
+
+def _per_channel(view: View, key: Key, x: int, channels: int):
+    """(tf op, constant tensor, values[channels]) when op ``key`` combines ``x`` with a constant
+    that is the same for every position of a channel; None otherwise."""
+    op, tf_op = view.op(key), view.tf_op(key)
+    if tf_op not in AFFINE or len(op.inputs) != 2 or x not in op.inputs or op.inputs[0] == op.inputs[1]:
+        return None
+    position = 1 - op.inputs.index(x)
+    if tf_op in ("BiasAdd", "Sub") and position != 1:
+        return None
+    c = view.constant(key, position)
+    if c is None or c.dtype != np.float32 or c.size not in (1, channels) or (c.size > 1 and c.shape[-1] != channels):
+        return None
+    return tf_op, op.inputs[position], np.broadcast_to(c.reshape(-1), (channels,)).astype(np.float64)
+
+
+def _fused_linear(view: View, sg: int, index: int) -> Match | None:
+    """y = act((conv(x, w) + b0) * s1 + b1 ...) is conv(x, w * s) + b with s and b per channel,
+    the folding TFLite's converter does for BatchNorm (optimize_patterns.td)."""
+    anchor = (sg, index)
+    tf_op, ctx = view.tf_op(anchor), view.context(anchor)
+    try:
+        if LINEAR[tf_op](ctx).builtin == "BATCH_MATMUL":
+            return None
+    except NoRule:
+        return None
+    out = view.op(anchor).outputs[0]
+    channels = view.model.subgraphs[sg].tensors[out].shape[-1]
+    taken, steps = [anchor], []
+    scale, shift = np.ones(channels), np.zeros(channels)
+    nxt = view.sole_reader(sg, out)
+    while nxt and nxt in view.flex and (step := _per_channel(view, nxt, out, channels)):
+        kind, _, c = step
+        if kind == "Mul":
+            scale, shift = scale * c, shift * c
+        else:
+            shift = shift - c if kind == "Sub" else shift + c
+        steps.append(step)
+        taken.append(nxt)
+        out = view.op(nxt).outputs[0]
+        nxt = view.sole_reader(sg, out)
+    activation = "NONE"
+    if nxt and view.tf_op(nxt) in FUSED:
+        activation = FUSED[view.tf_op(nxt)]
+        taken.append(nxt)
+        out = view.op(nxt).outputs[0]
+    if len(taken) == 1:
+        return None
+    scaled = bool(np.any(scale != 1))
+    bias = None
+    if len(steps) == 1 and steps[0][0] != "Mul" and steps[0][0] != "Sub" and \
+            view.model.subgraphs[sg].tensors[steps[0][1]].shape == (channels,):
+        bias = steps[0][1]            # the BiasAdd's own constant, as it is
+    elif steps:
+        bias = shift.astype(np.float32)
+    rewrite = LINEAR[tf_op](ctx, scale.astype(np.float32) if scaled else None, bias)
+    rewrite.fields["fused_activation_function"] = ACTIVATION[activation]
+    rewrite.outputs = [out]
+    builtin = BUILTIN[tf_op]
+
+    def apply(edit: Edit) -> dict[Key, dict]:
+        version = rewrite.version or 1
+        rewrite.apply(edit, sg, index, builtin, version)
+        for key in taken[1:]:
+            edit.remove(*key)
+        return {anchor: {"builtin": builtin, "version": version},
+                **{k: {"builtin": None, "version": None, "fused_into": index} for k in taken[1:]}}
+    return Match(taken, apply)
+
+
+# -- exact GELU: 0.5 * x * (1 + erf(x / sqrt(2))), in whatever order the graph has it ----------------
+ELEMENTWISE = {"Mul": np.multiply, "RealDiv": np.divide, "AddV2": np.add, "Add": np.add, "Sub": np.subtract}
+
+
+def _gelu(view: View, sg: int, index: int) -> Match | None:
+    """Erf is the anchor; the region is the elementwise ops between x and y, found on the graph,
+    and it is accepted when evaluating it reproduces GELU on sample points (so any association
+    order or constant folding of the formula matches, and nothing else does)."""
+    erf_key = (sg, index)
+    before = view.producer(sg, view.op(erf_key).inputs[0])
+    if before is None or view.tf_op(before) not in ELEMENTWISE:
+        return None
+    region = {before, erf_key}
+    x = next((t for t in view.op(before).inputs if view.constant_index(sg, t) is None), None)
+    if x is None or view.model.subgraphs[sg].tensors[x].dtype != "float32":
+        return None
+    frontier, y = view.op(erf_key).outputs[0], None
+    for _ in range(3):      # (1 + erf) -> * x -> * 0.5, in some order
+        nxt = view.sole_reader(sg, frontier)
+        if nxt is None or view.tf_op(nxt) not in ELEMENTWISE:
+            return None
+        region.add(nxt)
+        for t in view.op(nxt).inputs:     # a side branch such as 0.5 * x
+            side = view.producer(sg, t) if t not in (frontier, x) else None
+            if side and view.tf_op(side) in ELEMENTWISE and all(
+                    i == x or view.constant_index(sg, i) is not None for i in view.op(side).inputs):
+                region.add(side)
+        frontier = view.op(nxt).outputs[0]
+        if _evaluates_to_gelu(view, sg, region, x, frontier):
+            y = frontier
+            break
+    if y is None:
+        return None
+    # every region tensor but y is read only inside the region (x is read by two region ops)
+    inner = {t for k in region for t in view.op(k).outputs} - {y}
+    if any(view.sole_reader(sg, t) not in region for t in inner):
+        return None
+    ordered = sorted(region)
+
+    def apply(edit: Edit) -> dict[Key, dict]:
+        first = ordered[0]
+        edit.replace(sg, first[1], "GELU", 1, [x], [y], ("GeluOptions", {"approximate": False}))
+        for key in ordered[1:]:
+            edit.remove(*key)
+        return {first: {"builtin": "GELU", "version": 1},
+                **{k: {"builtin": None, "version": None, "fused_into": first[1]} for k in ordered[1:]}}
+    return Match(ordered, apply)
+
+
+def _evaluates_to_gelu(view: View, sg: int, region: set, x: int, y: int) -> bool:
+    from math import erf, sqrt
+
+    samples = np.linspace(-4, 4, 33)
+    values = {x: samples}
+    pending = sorted(region)
+    for _ in range(len(pending)):
+        for key in list(pending):
+            op = view.op(key)
+            args = []
+            for t in op.inputs:
+                if t in values:
+                    args.append(values[t])
+                elif (c := view.constant_index(sg, t)) is not None and c.size == 1:
+                    args.append(float(c.ravel()[0]))
+                else:
+                    break
+            else:
+                fn = np.vectorize(erf) if view.tf_op(key) == "Erf" else ELEMENTWISE[view.tf_op(key)]
+                values[op.outputs[0]] = fn(*args)
+                pending.remove(key)
+    if y not in values:
+        return False
+    want = np.array([0.5 * v * (1 + erf(v / sqrt(2))) for v in samples])
+    return bool(np.allclose(values[y], want, rtol=1e-6, atol=1e-7))
+
+
+PATTERNS = [
+    Pattern("fuse_bias_activation", frozenset(LINEAR), _fused_linear),
+    Pattern("gelu", frozenset({"Erf"}), _gelu),
+]
