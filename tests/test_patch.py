@@ -25,6 +25,7 @@ from fbtool.verify.compare import verify_models
 from helpers import run_fbtool
 
 SCHEMA = json.loads((ROOT / "schemas" / "patch.schema.json").read_text())
+VERIFY_SCHEMA = json.loads((ROOT / "schemas" / "verify.schema.json").read_text())
 FLEX_PYTHON = os.environ.get("FBTOOL_FLEX_PYTHON") or (sys.executable if flex_runtime_here() else None)
 needs_flex_runtime = pytest.mark.skipif(FLEX_PYTHON is None, reason="needs TensorFlow <= 2.18.1 (FBTOOL_FLEX_PYTHON)")
 
@@ -138,7 +139,11 @@ def test_patched_model_computes_the_same(tmp_path):
     r = run_fbtool("patch", FIXTURES / "select_only_cnn.tflite", "-o", out, "--json", "--python", FLEX_PYTHON)
     doc = json.loads(r.stdout)
     assert r.returncode == 0 and doc["verification"]["ok"], doc["verification"]
-    assert doc["verification"]["outputs"]["output_0"]["max_rel"] <= 1e-5
+    jsonschema.validate(doc, SCHEMA)
+    assert doc["verification"]["outputs"]["output_0"]["max_abs"] <= 1e-5 * doc["verification"]["outputs"]["output_0"]["max_ref"]
+    groups = doc["verification"]["per_op"]["groups"]
+    assert sorted(i for g in groups for i in g["ops"]) == list(range(41))   # every Flex op checked in some group
+    assert all(g["ok"] for g in groups)
 
 
 @needs_flex_runtime
@@ -154,3 +159,10 @@ def test_a_wrong_rewrite_is_caught(tmp_path):
     bad.write_bytes(data)
     report = verify_models(str(FIXTURES / "select_only_cnn.tflite"), str(bad), FLEX_PYTHON)
     assert not report["ok"] and not report["outputs"]["output_0"]["ok"]
+    jsonschema.validate(report, VERIFY_SCHEMA)
+    # the first ADD left after fusion is LayerNorm's `variance + epsilon`, op 29 (fbtool inspect --ops)
+    first = report["first_divergence"]
+    assert first["ops"] == [29] and first["builtin"] == "SUB" and not first["ok"]
+    bad_groups = [g["ops"] for g in report["per_op"]["groups"] if not g["ok"]]
+    # op 33 adds LayerNorm's beta, all zeros in this fixture: there SUB computes the same, rightly unflagged
+    assert bad_groups == [[29], [35]]

@@ -44,8 +44,12 @@ def _verify_options(p) -> None:
                                     "<= 2.18.1 for models with Flex ops, ai-edge-litert or TensorFlow otherwise")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--runs", type=int, default=3, help="random input sets (default 3)")
-    p.add_argument("--rtol", type=float, default=1e-5)
+    p.add_argument("--inputs", metavar="NPZ", help="also run on these arrays (an .npz keyed by input name)")
+    p.add_argument("--rtol", type=float, default=1e-5, help="relative to the output's largest value (default 1e-5; "
+                                                            "at least 1e-3 for float16; integers must match exactly)")
     p.add_argument("--atol", type=float, default=1e-6)
+    p.add_argument("--no-per-op", action="store_true", help="compare whole models only, not each rewritten op "
+                                                            "against TensorFlow")
 
 
 def flex_runtime_here() -> bool:
@@ -65,7 +69,8 @@ def _verifier(args):
     from ..verify.compare import verify_models
 
     def verify(original, candidate):
-        return verify_models(original, candidate, args.python, args.seed, args.runs, args.rtol, args.atol)
+        return verify_models(original, candidate, args.python, args.seed, args.runs, args.rtol, args.atol,
+                             inputs=args.inputs, per_op=not args.no_per_op)
     return verify
 
 
@@ -125,10 +130,23 @@ def _print(doc: dict, args, out) -> None:
 def _verification_lines(v: dict, s) -> list[str]:
     if "error" in v:
         return [s(f"  verification failed: {v['error']}", "red")]
-    lines = [f"  verified on {v['runs']} seeded random input sets ({' vs '.join(v['runtimes'])}):"]
+    lines = [f"  whole model, {v['runs']} seeded random input sets ({' vs '.join(v['runtimes'])}):"]
     for name, o in v["outputs"].items():
         mark = s("ok", "green") if o["ok"] else s("DIFFERS", "red")
         lines.append(f"    {name}: max abs {o['max_abs']:.3g}, max rel {o['max_rel']:.3g}  {mark}")
+    per_op = v.get("per_op") or {}
+    if "skipped" in per_op:
+        lines.append(s(f"  per op: skipped: {per_op['skipped']}", "yellow"))
+    elif per_op.get("groups") is not None:
+        groups = per_op["groups"]
+        lines.append(f"  per op: {len(groups)} rewritten ops checked against their NodeDefs in {per_op['runtime']}: "
+                     + (s("all within tolerance", "green") if v.get("first_divergence") is None else
+                        s(f"{sum(not g['ok'] for g in groups)} differ", "red")))
+    first = v.get("first_divergence")
+    if first:
+        what = first.get("error") or f"max abs {first['max_abs']:.3g} (largest value {first.get('max_ref', 0):.3g})"
+        lines.append(s(f"  first divergence: original ops {first['ops']} -> patched op {first['patched_index']} "
+                       f"({first['builtin']}): {what}", "red"))
     return lines
 
 
@@ -138,7 +156,8 @@ def run_verify(args, out) -> int:
     for path in (args.model, args.patched):
         if not os.path.exists(path):
             raise UsageError(f"{path}: No such file or directory")
-    report = verify_models(args.model, args.patched, args.python, args.seed, args.runs, args.rtol, args.atol)
+    report = verify_models(args.model, args.patched, args.python, args.seed, args.runs, args.rtol, args.atol,
+                           inputs=args.inputs, per_op=not args.no_per_op)
     if args.json:
         out.write(json.dumps(report) + "\n")
     else:

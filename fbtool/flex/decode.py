@@ -90,6 +90,19 @@ def _decode_flex(raw: bytes, result: DecodedOp) -> None:
     result.num_inputs = len(node.inputs)
 
 
+def nodedef_bytes(model: Model, op: Operator) -> bytes | None:
+    """The serialized TF NodeDef a Flex op carries, or None when it has no readable one."""
+    span = op.custom_options
+    if op.opcode.kind != "flex" or span is None or not 0 < span.size <= MAX_OPTIONS_BYTES:
+        return None
+    try:
+        root = loads(model.read(span))
+    except FlexBufferError:
+        return None
+    ok = isinstance(root, list) and len(root) == 2 and isinstance(root[1], bytes)
+    return bytes(root[1]) if ok else None
+
+
 def decode_ops(model: Model) -> list[DecodedOp]:
     """Every Flex and custom operator of every subgraph, in order."""
     memo: dict = {}

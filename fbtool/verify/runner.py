@@ -1,24 +1,34 @@
-"""Run two .tflite models on the same seeded inputs and print their outputs' differences as JSON.
+"""Run an original and a patched .tflite and print, as JSON, how far their results are apart.
 
 Executed as a script in its own process (models are programs: a crash here is reported, not
 inherited), by a Python that has the runtimes: TensorFlow <= 2.18.1 for models with Flex ops,
-ai-edge-litert (or TensorFlow) for the others. Usage: runner.py ORIGINAL PATCHED SEED RUNS
+ai-edge-litert (or TensorFlow) for the others. Usage: runner.py CONFIG.json, with keys original,
+patched, flex [bool, bool], seed, runs, inputs (an .npz or null), groups and constants (the
+per-op checks of fbtool.verify.groups, or null).
+
+1. Whole model: every signature of both models on ``runs`` seeded random input sets, plus the
+   user's inputs; the max absolute and relative difference per output.
+2. Per op: the patched model runs once more with all intermediate tensors kept; each group of
+   original Flex ops is rebuilt from its own NodeDefs as a TensorFlow graph, fed the values the
+   patched model computed for its inputs, and its outputs compared with the builtin's.
 """
+import base64
 import json
 import sys
 
 import numpy as np
 
 
-def interpreter(path, needs_flex):
+def interpreter(path, needs_flex, keep_all=False):
     if not needs_flex:
         try:
             from ai_edge_litert.interpreter import Interpreter
-            return Interpreter(model_path=path), "ai-edge-litert"
+            return Interpreter(model_path=path, experimental_preserve_all_tensors=keep_all), "ai-edge-litert"
         except ImportError:
             pass
     import tensorflow as tf
-    return tf.lite.Interpreter(model_path=path), f"tensorflow {tf.__version__}"
+    return (tf.lite.Interpreter(model_path=path, experimental_preserve_all_tensors=keep_all),
+            f"tensorflow {tf.__version__}")
 
 
 def random_input(rng, detail):
@@ -33,54 +43,129 @@ def random_input(rng, detail):
     return np.array([str(v) for v in rng.integers(0, 100, int(np.prod(shape)))], dtype=object).reshape(shape)
 
 
-def run(interp, feeds):
-    signatures = interp.get_signature_list()
-    if signatures:
-        key = sorted(signatures)[0]
-        return interp.get_signature_runner(key)(**feeds)
-    for d in interp.get_input_details():
-        interp.resize_tensor_input(d["index"], feeds[d["name"]].shape)
-    interp.allocate_tensors()
-    for d in interp.get_input_details():
-        interp.set_tensor(d["index"], feeds[d["name"]])
-    interp.invoke()
-    return {d["name"]: interp.get_tensor(d["index"]) for d in interp.get_output_details()}
+def signatures(interp):
+    """{key: (runner, input details by name)}; a model without signatures gets one, key ''."""
+    keys = sorted(interp.get_signature_list())
+    if keys:
+        return {k: (interp.get_signature_runner(k), interp.get_signature_runner(k).get_input_details()) for k in keys}
+
+    def run(**feeds):
+        details = interp.get_input_details()
+        for d in details:
+            interp.resize_tensor_input(d["index"], feeds[d["name"]].shape)
+        interp.allocate_tensors()
+        for d in details:
+            interp.set_tensor(d["index"], feeds[d["name"]])
+        interp.invoke()
+        return {d["name"]: interp.get_tensor(d["index"]) for d in interp.get_output_details()}
+    return {"": (run, {d["name"]: d for d in interp.get_input_details()})}
 
 
-def inputs_of(interp):
-    signatures = interp.get_signature_list()
-    if signatures:
-        runner = interp.get_signature_runner(sorted(signatures)[0])
-        return [{**d, "name": n} for n, d in runner.get_input_details().items()]
-    return interp.get_input_details()
+def user_feeds(path, details):
+    """The user's arrays for one signature: keyed by input name, or by ``input:<name>``."""
+    data = np.load(path)
+    feeds = {}
+    for name in details:
+        for key in (name, f"input:{name}"):
+            if key in data:
+                feeds[name] = data[key]
+    missing = sorted(set(details) - set(feeds))
+    if missing:
+        raise SystemExit(f"error: {path} has no array for input(s) {', '.join(missing)}")
+    return feeds
+
+
+def compare(entry, x, y):
+    x, y = np.asarray(x), np.asarray(y)
+    entry["shape_equal"] &= x.shape == y.shape
+    entry["dtype_equal"] &= x.dtype == y.dtype
+    if x.shape == y.shape and x.dtype.kind in "fiub":
+        diff = np.abs(x.astype(np.float64) - y.astype(np.float64))
+        entry["max_abs"] = max(entry["max_abs"], float(diff.max(initial=0)))
+        entry["max_ref"] = max(entry.get("max_ref", 0.0), float(np.abs(x.astype(np.float64)).max(initial=0)))
+        scale = np.maximum(np.abs(x.astype(np.float64)), 1e-12)
+        entry["max_rel"] = max(entry["max_rel"], float((diff / scale).max(initial=0)))
+    elif x.shape == y.shape:
+        entry["max_abs"] = max(entry["max_abs"], float(not np.array_equal(x, y)))
+
+
+def whole_model(cfg, report):
+    a, report["runtimes"][0] = interpreter(cfg["original"], cfg["flex"][0])
+    b, report["runtimes"][1] = interpreter(cfg["patched"], cfg["flex"][1])
+    sigs_a, sigs_b = signatures(a), signatures(b)
+    if sorted(sigs_a) != sorted(sigs_b):
+        raise SystemExit(f"error: the models' signatures differ: {sorted(sigs_a)} vs {sorted(sigs_b)}")
+    rng = np.random.default_rng(cfg["seed"])
+    first_feeds = None
+    for key, (run_a, details) in sigs_a.items():
+        sets = [{n: random_input(rng, d) for n, d in details.items()} for _ in range(cfg["runs"])]
+        if cfg.get("inputs"):
+            sets.append(user_feeds(cfg["inputs"], details))
+        first_feeds = first_feeds or (key, sets[-1])
+        for feeds in sets:
+            out_a, out_b = run_a(**feeds), sigs_b[key][0](**feeds)
+            for name in out_a:
+                label = f"{key}/{name}" if len(sigs_a) > 1 else name
+                entry = report["outputs"].setdefault(label, {"max_abs": 0.0, "max_rel": 0.0, "shape_equal": True,
+                                                             "dtype_equal": True})
+                compare(entry, out_a[name], out_b.get(name))
+    return first_feeds
+
+
+def per_op(cfg, feeds, report):
+    """Each group's TF ops, rebuilt from their NodeDefs, on the values the patched model computed."""
+    try:
+        import tensorflow as tf
+        from tensorflow.core.framework import graph_pb2, node_def_pb2
+    except ImportError:
+        report["per_op"] = {"skipped": "per-op checks need TensorFlow (pass --python with TensorFlow 2.18.1)"}
+        return
+    interp, _ = interpreter(cfg["patched"], cfg["flex"][1], keep_all=True)
+    key, values = feeds
+    signatures(interp)[key][0](**values)
+    constants = np.load(cfg["constants"]) if cfg.get("constants") else {}
+    results = []
+    for group in cfg["groups"]:
+        graph = graph_pb2.GraphDef()
+        names = {}
+        for t in group["inputs"]:
+            value = constants[f"c{t}"] if f"c{t}" in constants else interp.get_tensor(t)
+            node = graph.node.add(name=f"t{t}", op="Const")
+            node.attr["dtype"].type = tf.as_dtype(value.dtype).as_datatype_enum
+            node.attr["value"].tensor.CopyFrom(tf.make_tensor_proto(value))
+            names[t] = f"t{t}:0"
+        for op in group["ops"]:
+            node = node_def_pb2.NodeDef.FromString(base64.b64decode(op["nodedef"]))
+            node.name, node.device = f"op{op['index']}", ""
+            del node.input[:]
+            node.input.extend(names[t] for t in op["inputs"] if t >= 0)
+            graph.node.append(node)
+            names.update({t: f"op{op['index']}:{k}" for k, t in enumerate(op["outputs"])})
+        entry = {"ops": [op["index"] for op in group["ops"]], "builtin": group["builtin"],
+                 "patched_index": group["patched_index"], "max_abs": 0.0, "max_rel": 0.0,
+                 "shape_equal": True, "dtype_equal": True}
+        try:
+            with tf.Graph().as_default() as g:
+                tf.graph_util.import_graph_def(graph, name="")
+                with tf.compat.v1.Session(graph=g) as session:
+                    got = session.run([names[t] for t in group["outputs"]])
+        except Exception as e:  # a NodeDef TensorFlow cannot run here: reported, not fatal
+            entry["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
+            results.append(entry)
+            continue
+        for t, want in zip(group["outputs"], got):
+            compare(entry, want, interp.get_tensor(t))
+        results.append(entry)
+    report["per_op"] = {"groups": results, "runtime": f"tensorflow {tf.__version__}"}
 
 
 def main():
-    original, patched, seed, runs = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-    flex = json.loads(sys.argv[5])
-    # The original runs where its Flex ops can (TensorFlow <= 2.18); a patched model without Flex ops
-    # runs on ai-edge-litert, which has no Flex delegate: proof that it needs none. Both share
-    # LiteRT's builtin kernels, so a difference beyond float rounding is the rewrite's.
-    a, runtime_a = interpreter(original, flex[0])
-    b, runtime_b = interpreter(patched, flex[1])
-    rng = np.random.default_rng(seed)
-    report = {"runtimes": [runtime_a, runtime_b], "runs": runs, "outputs": {}}
-    for _ in range(runs):
-        feeds = {d["name"]: random_input(rng, d) for d in inputs_of(a)}
-        out_a, out_b = run(a, feeds), run(b, feeds)
-        for name in out_a:
-            x, y = np.asarray(out_a[name]), np.asarray(out_b.get(name))
-            entry = report["outputs"].setdefault(name, {"max_abs": 0.0, "max_rel": 0.0, "shape_equal": True,
-                                                         "dtype_equal": True})
-            entry["shape_equal"] &= x.shape == y.shape
-            entry["dtype_equal"] &= x.dtype == y.dtype
-            if x.shape == y.shape and x.dtype.kind in "fiub":
-                diff = np.abs(x.astype(np.float64) - y.astype(np.float64))
-                entry["max_abs"] = max(entry["max_abs"], float(diff.max(initial=0)))
-                scale = np.maximum(np.abs(x.astype(np.float64)), 1e-12)
-                entry["max_rel"] = max(entry["max_rel"], float((diff / scale).max(initial=0)))
-            elif x.shape == y.shape:
-                entry["max_abs"] = max(entry["max_abs"], float(not np.array_equal(x, y)))
+    with open(sys.argv[1]) as f:
+        cfg = json.load(f)
+    report = {"runtimes": [None, None], "runs": cfg["runs"], "outputs": {}}
+    feeds = whole_model(cfg, report)
+    if cfg.get("groups") and feeds:
+        per_op(cfg, feeds, report)
     print(json.dumps(report))
 
 

@@ -1,0 +1,76 @@
+"""Which original Flex ops each builtin of a patched model replaces: the unit of per-op checking.
+
+Found from the two models alone, so it works for any patched file, not just a fresh plan: fbtool
+never renumbers tensors, so for a builtin op of the patched model whose outputs a Flex op wrote
+in the original, walk the original graph back from those outputs until reaching tensors the
+patched model computes too (or constants and inputs). The Flex ops passed are what the builtin
+stands for: one op for a plain rewrite, a conv with its BiasAdd, BatchNorm and Relu, the five
+ops of a GELU. Their outer inputs are what the runner feeds TensorFlow, taken from the patched
+model's own run, so each group is checked on exactly the values it sees there.
+"""
+from __future__ import annotations
+
+import base64
+
+import numpy as np
+
+from ..flex.decode import nodedef_bytes
+from ..reader.model import Model
+
+NUMPY = {"float32": np.float32, "float16": np.float16, "float64": np.float64, "int8": np.int8, "uint8": np.uint8,
+         "int16": np.int16, "int32": np.int32, "int64": np.int64, "bool": np.bool_}
+
+
+def _computed(model: Model) -> set[int]:
+    sg = model.subgraphs[0]
+    return {t for op in sg.operators for t in op.outputs} | set(sg.inputs)
+
+
+def rewrite_groups(original: Model, patched: Model) -> tuple[list[dict], dict[str, np.ndarray]]:
+    """(groups, constants): per group the Flex ops (NodeDef, inputs, outputs) in order, the outer
+    inputs and the outputs to compare; constants of the original the groups read, by "c<index>"."""
+    if not original.subgraphs or not patched.subgraphs:
+        return [], {}
+    before = original.subgraphs[0]
+    producer = {t: op for op in before.operators for t in op.outputs}
+    available = _computed(patched)
+    n_tensors = len(before.tensors)
+    groups, constants, seen = [], {}, set()
+    for op in patched.subgraphs[0].operators:
+        outs = [t for t in op.outputs if 0 <= t < n_tensors and t in producer]
+        if op.opcode.kind == "flex" or not outs or any(producer[t].opcode.kind != "flex" for t in outs):
+            continue
+        members, inputs, stack = {}, set(), list(outs)
+        while stack:
+            t = stack.pop()
+            src = producer.get(t)
+            if src is None or (t in available and t not in outs) or original.is_constant(before.tensors[t]):
+                inputs.add(t)
+                continue
+            if src.opcode.kind != "flex":
+                break
+            if src.index not in members:
+                members[src.index] = src
+                stack += [i for i in src.inputs if i >= 0]
+        else:
+            key = tuple(sorted(members))
+            if key in seen:
+                continue
+            seen.add(key)
+            ops = []
+            for index in key:
+                src = members[index]
+                raw = nodedef_bytes(original, src)
+                if raw is None:
+                    break
+                ops.append({"index": index, "nodedef": base64.b64encode(raw).decode(), "inputs": list(src.inputs),
+                            "outputs": list(src.outputs)})
+            else:
+                for t in inputs:
+                    tensor = before.tensors[t]
+                    if original.is_constant(tensor) and tensor.dtype in NUMPY:
+                        constants[f"c{t}"] = np.frombuffer(original.buffer_bytes(tensor.buffer),
+                                                           NUMPY[tensor.dtype]).reshape(tensor.shape)
+                groups.append({"ops": ops, "inputs": sorted(inputs), "outputs": outs, "builtin": op.opcode.name,
+                               "patched_index": op.index})
+    return groups, constants
