@@ -16,3 +16,8 @@ def pytest_generate_tests(metafunc):
 @pytest.fixture(scope="session")
 def inspect_schema():
     return json.loads((ROOT / "schemas" / "inspect.schema.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def patch_schema():
+    return json.loads((ROOT / "schemas" / "patch.schema.json").read_text())

@@ -57,14 +57,14 @@ def cases(tmp_path_factory):
     return out
 
 
-def _run(case):
+def _run(case, command=("inspect", "--json")):
     import os
     import subprocess
     import sys
     path, extra = case
     env = {**os.environ, "PYTHONPATH": str(helpers.ROOT)}
     try:
-        r = subprocess.run([sys.executable, "-m", "fbtool", "inspect", "--json", *extra, str(path)],
+        r = subprocess.run([sys.executable, "-m", "fbtool", *command, *extra, str(path)],
                            capture_output=True, text=True, timeout=TIME_LIMIT, env=env, preexec_fn=_limit_memory)
     except subprocess.TimeoutExpired:
         return path, "timeout", None
@@ -88,3 +88,40 @@ def test_corrupted_models_fail_cleanly(cases, inspect_schema):
             outcomes["error"] += 1
     # Both outcomes must be exercised, or the corruption is not probing anything.
     assert outcomes["ok"] > CASES // 20 and outcomes["error"] > CASES // 4, outcomes
+
+
+PATCH_SOURCES = ["select_only_cnn", "e2e/mobilenet_style", "e2e/transformer_block", "e2e/resnet_style", "mixed_flex"]
+PATCH_CASES = 160
+
+
+def test_corrupted_models_patch_cleanly(tmp_path, patch_schema):
+    """Patching never trips over what it reads: exit 0 with a valid plan and a verifiable output file,
+    or exit 2 with one line and no output; no internal error."""
+    from fbtool import open_model
+
+    rng = random.Random(SEED + 1)
+    cases = []
+    for i in range(PATCH_CASES):
+        src = rng.choice(PATCH_SOURCES)
+        mode, data = corrupt((FIXTURES / f"{src}.tflite").read_bytes(), rng)
+        path = tmp_path / f"{i:03d}_{src.replace('/', '_')}_{mode}.tflite"
+        path.write_bytes(data)
+        cases.append((path, ["-o", str(path.with_suffix(".out")), "--json", "--no-verify-run"]))
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda c: _run(c, ("patch",)), cases))
+    outcomes = {"ok": 0, "error": 0}
+    for (path, _), (_, code, r) in zip(cases, results):
+        out = path.with_suffix(".out")
+        assert code in (0, 2), f"{path.name}: exit {code}\n{r.stderr if r else ''}"
+        if code == 0:
+            doc = json.loads(r.stdout)
+            jsonschema.validate(doc, patch_schema)
+            with open_model(out):
+                pass
+            outcomes["ok"] += 1
+        else:
+            lines = r.stderr.splitlines()
+            assert len(lines) == 1 and "internal error" not in lines[0], f"{path.name}: {r.stderr}"
+            assert not out.exists()
+            outcomes["error"] += 1
+    assert outcomes["ok"] > PATCH_CASES // 20 and outcomes["error"] > PATCH_CASES // 10, outcomes
