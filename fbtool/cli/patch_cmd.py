@@ -107,16 +107,27 @@ def _print(doc: dict, args, out) -> None:
     action = "would rewrite" if doc["dry_run"] else "rewrote"
     lines = [s(doc["model"], "bold") + f": {action} {len(doc['rewrites'])} of {doc['flex_before']} Flex ops"
              + (f" -> {doc['output']}" if doc["output"] else "")]
+    fused: dict[tuple, list] = {}
     for r in doc["rewrites"]:
         if "fused_into" in r:
-            what = f"fused into op {r['fused_into']} ({r['rule']})"
-        elif r.get("removed"):
+            fused.setdefault((r["subgraph"], r["fused_into"]), []).append(f"{r['index']} {r['tf_op']}")
+    for r in doc["rewrites"]:
+        where = f"op {r['index']}" if r["subgraph"] == 0 else f"subgraph {r['subgraph']} op {r['index']}"
+        if "fused_into" in r:
+            continue
+        if r.get("removed"):
             what = "removed, its readers read its input"
         else:
-            what = f"{r['builtin']} v{r['version']}" + (f" ({r['rule']})" if r["rule"] not in ("code", "options", "weights") else "")
-        lines.append("  " + s(f"op {r['index']}: {r['custom_code']} -> {what}", "green"))
+            what = f"{r['builtin']} v{r['version']}"
+            with_ops = fused.get((r["subgraph"], r["index"]))
+            if with_ops:
+                what += f", fused with op {', '.join(with_ops)} ({r['rule']})"
+            if r.get("inserted"):
+                what += f", after {', '.join(r['inserted'])}"
+        lines.append("  " + s(f"{where}: {r['custom_code']} -> {what}", "green"))
     for k in doc["kept"]:
-        lines.append(f"  op {k['index']}: {k['custom_code']} stays: {k['reason']}")
+        where = f"op {k['index']}" if k["subgraph"] == 0 else f"subgraph {k['subgraph']} op {k['index']}"
+        lines.append(f"  {where}: {k['custom_code']} stays: {k['reason']}")
     v = doc["verification"]
     if v is None and doc["rewrites"] and not doc["dry_run"]:
         why = ("--no-verify-run" if args.no_verify_run else

@@ -81,13 +81,19 @@ class Pattern:
 FUSED = {"Relu": "RELU", "Relu6": "RELU6"}   # conv.cc and fully_connected.cc clamp only these (not TANH)
 LINEAR = {"Conv2D": rules.conv2d, "DepthwiseConv2dNative": rules.depthwise, "MatMul": rules.matmul}
 BUILTIN = {"Conv2D": "CONV_2D", "DepthwiseConv2dNative": "DEPTHWISE_CONV_2D", "MatMul": "FULLY_CONNECTED"}
-AFFINE = {"BiasAdd", "AddV2", "Add", "Sub", "Mul"}
+AFFINE = {"BiasAdd", "AddV2", "Add", "Sub", "Mul", "FusedBatchNormV3"}
 
 
 def _per_channel(view: View, key: Key, x: int, channels: int):
     """(tf op, constant tensor, values[channels]) when op ``key`` combines ``x`` with a constant
     that is the same for every position of a channel; None otherwise."""
     op, tf_op = view.op(key), view.tf_op(key)
+    if tf_op == "FusedBatchNormV3" and op.inputs[0] == x:
+        try:
+            scale, shift = rules.batch_norm_affine(view.context(key))
+        except NoRule:
+            return None
+        return (tf_op, None, (scale, shift)) if scale.shape == (channels,) else None
     if tf_op not in AFFINE or len(op.inputs) != 2 or x not in op.inputs or op.inputs[0] == op.inputs[1]:
         return None
     position = 1 - op.inputs.index(x)
@@ -116,7 +122,9 @@ def _fused_linear(view: View, sg: int, index: int) -> Match | None:
     nxt = view.sole_reader(sg, out)
     while nxt and nxt in view.flex and (step := _per_channel(view, nxt, out, channels)):
         kind, _, c = step
-        if kind == "Mul":
+        if kind == "FusedBatchNormV3":
+            scale, shift = scale * c[0], shift * c[0] + c[1]
+        elif kind == "Mul":
             scale, shift = scale * c, shift * c
         else:
             shift = shift - c if kind == "Sub" else shift + c
@@ -133,7 +141,7 @@ def _fused_linear(view: View, sg: int, index: int) -> Match | None:
         return None
     scaled = bool(np.any(scale != 1))
     bias = None
-    if len(steps) == 1 and steps[0][0] != "Mul" and steps[0][0] != "Sub" and \
+    if len(steps) == 1 and steps[0][0] in ("BiasAdd", "AddV2", "Add") and \
             view.model.subgraphs[sg].tensors[steps[0][1]].shape == (channels,):
         bias = steps[0][1]            # the BiasAdd's own constant, as it is
     elif steps:

@@ -73,10 +73,18 @@ def plan(model: Model, only: set[str] | None = None, skip: set[str] | None = Non
         record = _single(model, result.edit, key, entry, attrs, verdict, catalog, allowed)
         (done.__setitem__(key, record) if "builtin" in record else result.kept.append(record))
     for record in done.values():
-        record["min_runtime"] = catalog.min_runtime(record["builtin"], record["version"]) if record["builtin"] else None
+        needs = [catalog.min_runtime(record["builtin"], record["version"])] if record["builtin"] else []
+        needs += [catalog.min_runtime(*_builtin_version(text)) for text in record.get("inserted", [])]
+        needs = [n for n in needs if n]
+        record["min_runtime"] = max(needs, key=version_tuple) if needs else None
     result.rewrites = sorted(done.values(), key=lambda r: (r["subgraph"], r["index"]))
     result.kept.sort(key=lambda r: (r["subgraph"], r["index"]))
     return result
+
+
+def _builtin_version(text: str) -> tuple[str, int]:
+    name, version = text.rsplit(" v", 1)
+    return name, int(version)
 
 
 def _single(model, edit, key, entry, attrs, verdict, catalog, allowed) -> dict:
@@ -104,7 +112,10 @@ def _single(model, edit, key, entry, attrs, verdict, catalog, allowed) -> dict:
     rewrite.apply(edit, sg, index, builtin, version)
     if rewrite.remove is not None:
         return {**entry, "rule": kind, "builtin": None, "version": None, "removed": True}
-    return {**entry, "rule": kind, "builtin": builtin, "version": version}
+    record = {**entry, "rule": kind, "builtin": builtin, "version": version}
+    if rewrite.before:
+        record["inserted"] = [f"{b} v{v}" for b, v, *_ in rewrite.before]
+    return record
 
 
 def apply(model: Model, p: Plan) -> Editor:

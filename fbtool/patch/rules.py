@@ -209,6 +209,52 @@ def matmul(ctx: Context, scale=None, bias=None) -> Rewrite:
     return Rewrite(inputs, "FullyConnectedOptions", {}, edits)
 
 
+def transpose_conv(ctx: Context) -> Rewrite:
+    """Conv2DBackpropInput(sizes, w[H,W,O,I], dy) -> TRANSPOSE_CONV(sizes, w[O,H,W,I], dy, no bias)."""
+    w = ctx.array(1)
+    weights, edits = ctx.relaid(1, w.transpose(2, 0, 1, 3), "ohwi")
+    a = ctx.attrs
+    return Rewrite([ctx.op.inputs[0], weights, ctx.op.inputs[2], -1], "TransposeConvOptions",
+                   {"padding": PADDING[a["padding"]], "stride_h": a["strides"][1], "stride_w": a["strides"][2]}, edits)
+
+
+def batch_norm_affine(ctx: Context) -> tuple[np.ndarray, np.ndarray]:
+    """FusedBatchNormV3 in inference mode as y = x * scale + shift, per channel (float64)."""
+    a = ctx.attrs
+    if a.get("is_training", True) or a.get("data_format", "NHWC") != "NHWC" or ctx.tensor(0).dtype != "float32":
+        raise NoRule("FusedBatchNormV3 is rewritten only in inference mode (is_training false), NHWC, float32")
+    gamma, beta, mean, var = (ctx.array(i).astype(np.float64) for i in range(1, 5))
+    used = {t for op in ctx.graph.operators for t in op.inputs} | set(ctx.graph.outputs)
+    if any(t in used for t in ctx.op.outputs[1:]):
+        raise NoRule("FusedBatchNormV3's batch statistics are read: only y can be rewritten")
+    scale = gamma / np.sqrt(var + a.get("epsilon", 1e-4))
+    return scale, beta - mean * scale
+
+
+def _batch_norm(ctx: Context) -> Rewrite:
+    """A FusedBatchNormV3 not after a conv: MUL by the folded scale, then ADD the folded shift."""
+    scale, shift = batch_norm_affine(ctx)
+    name = ctx.graph.tensors[ctx.op.outputs[0]].name
+    channels = scale.shape[0]
+    mid = NewTensor(f"{name}/scaled", "float32", tuple(ctx.tensor(0).shape))
+    const = lambda v, what: NewTensor(f"{name}/{what}", "float32", (channels,), v.astype(np.float32).tobytes())  # noqa: E731
+    return Rewrite([mid, const(shift, "shift")], "AddOptions", {}, builtin="ADD", version=1,
+                   outputs=[ctx.op.outputs[0]],
+                   before=[("MUL", 1, [ctx.op.inputs[0], const(scale, "scale")], [mid], None)])
+
+
+def _ones_like(ctx: Context) -> Rewrite:
+    """OnesLike(x) -> FILL(SHAPE(x), 1), as TF's own lowering (lower_tf.td)."""
+    t = ctx.tensor(0)
+    if t.dtype not in NUMPY:
+        raise NoRule(f"OnesLike of {t.dtype} is not rewritten")
+    name = ctx.graph.tensors[ctx.op.outputs[0]].name
+    shape = NewTensor(f"{name}/shape", "int32", (len(t.shape),))
+    one = NewTensor(f"{name}/one", t.dtype, (), np.ones((), NUMPY[t.dtype]).tobytes())
+    return Rewrite([shape, one], builtin="FILL", version=1,
+                   before=[("SHAPE", 1, [ctx.op.inputs[0]], [shape], ("ShapeOptions", {"out_type": _dtype("int32")}))])
+
+
 def _batch_matmul(ctx: Context) -> Rewrite:
     return Rewrite(list(ctx.op.inputs), "BatchMatMulOptions",
                    {"adj_x": bool(ctx.attrs.get("adj_x")), "adj_y": bool(ctx.attrs.get("adj_y"))})
@@ -273,7 +319,9 @@ RULES = {
         "begin_mask", "end_mask", "ellipsis_mask", "new_axis_mask", "shrink_axis_mask")}),
     "BatchMatMulV2": _batch_matmul, "BatchMatMulV3": _batch_matmul,
     "MatMul": matmul, "Conv2D": conv2d, "DepthwiseConv2dNative": depthwise,
-    **{op: _remove for op in ("Identity", "StopGradient", "Snapshot", "PreventGradient", "IdentityN", "CheckNumerics")},
+    "Conv2DBackpropInput": transpose_conv, "FusedBatchNormV3": _batch_norm, "OnesLike": _ones_like,
+    **{op: _remove for op in ("Identity", "StopGradient", "Snapshot", "PreventGradient", "IdentityN", "CheckNumerics",
+                              "NoOp")},
 }
 
 
