@@ -6,7 +6,7 @@ import sys
 
 from .. import __version__
 from ..errors import ModelError, UsageError
-from . import audit_cmd, diff_cmd, flex_cmd, graph_cmd, inspect_cmd, log_cmd, ops_cmd, patch_cmd
+from . import audit_cmd, diff_cmd, flex_cmd, graph_cmd, inspect_cmd, log_cmd, ops_cmd, patch_cmd, report_cmd
 
 EXIT_OK, EXIT_FINDING, EXIT_ERROR = 0, 1, 2
 
@@ -20,7 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap = _Parser(prog="fbtool", description="Inspect and patch TensorFlow Lite flatbuffers.")
     ap.add_argument("--version", action="version", version=f"fbtool {__version__}")
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for command in (inspect_cmd, flex_cmd, graph_cmd, ops_cmd, log_cmd, audit_cmd, diff_cmd, patch_cmd):
+    for command in (inspect_cmd, flex_cmd, graph_cmd, ops_cmd, log_cmd, audit_cmd, diff_cmd, patch_cmd, report_cmd):
         command.add_parser(sub)
     return ap
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 
 import networkx as nx
 
@@ -36,15 +37,49 @@ def _quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
-def to_dot(g: nx.DiGraph) -> str:
-    lines = [f"digraph {_quote('subgraph ' + str(g.graph['index']))} {{", "  rankdir=TB;",
-             '  node [fontname="Helvetica", fontsize=10];']
+def _dot_value(key: str, value) -> str:
+    text = str(value)
+    if key not in ("label", "tooltip") and re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*|-?[0-9.]+", text):
+        return text
+    return _quote(text)
+
+
+def _dot_attrs(attrs: dict) -> str:
+    return ", ".join(f"{k}={_dot_value(k, v)}" for k, v in attrs.items())
+
+
+def _node_style(data: dict) -> dict:
+    if data["kind"] == "tensor":
+        dashed = {"style": "dashed"} if data["constant"] else {}
+        return {"shape": "ellipse", "fontsize": 8, "color": "#999999", **dashed}
+    return {"shape": "box", "style": "filled,rounded", "fillcolor": COLOURS.get(data["kind"], "#ffffff")}
+
+
+def to_dot(g: nx.DiGraph, clusters=(), node_attrs=None, graph_attrs=None) -> str:
+    """DOT text of ``g``. The report draws with the same writer and adds: ``clusters``, boxes of
+    ``(name, label, nodes)`` (Flex islands); ``node_attrs(node, data)``, DOT attributes that add
+    to or override a node's (a ``label`` replaces the generated one); ``graph_attrs``."""
+    lines = [f"digraph {_quote('subgraph ' + str(g.graph['index']))} {{", "  rankdir=TB;"]
+    if graph_attrs:
+        lines.append(f"  graph [{_dot_attrs(graph_attrs)}];")
+    lines.append('  node [fontname="Helvetica", fontsize=10];')
+
+    def node_line(node, data, indent="  ") -> str:
+        extra = dict(node_attrs(node, data)) if node_attrs else {}
+        attrs = {"label": extra.pop("label", None) or _label(data), **_node_style(data), **extra}
+        return f"{indent}{_node_id(node)} [{_dot_attrs(attrs)}];"
+
+    boxed = set()
+    for name, label, members in clusters:
+        lines.append(f"  subgraph {_quote('cluster_' + name)} {{")
+        lines.append(f'    label={_quote(label)}; style="dashed,rounded"; color="#c77c00"; fontcolor="#8a5300";')
+        for node in members:
+            lines.append(node_line(node, g.nodes[node], "    "))
+            boxed.add(node)
+        lines.append("  }")
     for node, data in g.nodes(data=True):
-        if data["kind"] == "tensor":
-            style = 'shape=ellipse, fontsize=8, color="#999999"' + (", style=dashed" if data["constant"] else "")
-        else:
-            style = f'shape=box, style="filled,rounded", fillcolor="{COLOURS.get(data["kind"], "#ffffff")}"'
-        lines.append(f"  {_node_id(node)} [label={_quote(_label(data))}, {style}];")
+        if node not in boxed:
+            lines.append(node_line(node, data))
     for a, b in g.edges():
         lines.append(f"  {_node_id(a)} -> {_node_id(b)};")
     lines.append("}")
