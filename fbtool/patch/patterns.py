@@ -8,11 +8,11 @@ a model output, so no other op can see the difference.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Callable
 
 import numpy as np
 
-from ..graph.build import build_graph, tensor_node
 from ..reader.model import Model
 from . import rules
 from .edit import Edit
@@ -27,7 +27,12 @@ class View:
     def __init__(self, model: Model, flex: dict[Key, tuple[str, dict]]):
         self.model = model
         self.flex = flex
-        self.graphs = build_graph(model).subgraphs
+
+    @cached_property
+    def graphs(self):
+        """Built on the first match attempt: a model with no pattern anchor never pays for it."""
+        from ..graph.build import build_graph
+        return build_graph(self.model).subgraphs
 
     def tf_op(self, key: Key) -> str | None:
         return self.flex[key][0] if key in self.flex else None
@@ -40,11 +45,11 @@ class View:
         """The one op reading ``tensor``, when exactly one does and it is not a model output."""
         if tensor in self.model.subgraphs[sg].outputs:
             return None
-        readers = list(self.graphs[sg].successors(tensor_node(tensor)))
+        readers = list(self.graphs[sg].successors(("t", tensor)))
         return (sg, readers[0][1]) if len(readers) == 1 else None
 
     def producer(self, sg: int, tensor: int) -> Key | None:
-        found = list(self.graphs[sg].predecessors(tensor_node(tensor)))
+        found = list(self.graphs[sg].predecessors(("t", tensor)))
         return (sg, found[0][1]) if found else None
 
     def op(self, key: Key):
