@@ -10,14 +10,12 @@ invoked in alternation: a round is K invokes of each, the figure is the median o
 per-invoke time, so drift in the machine's speed hits both alike.
 """
 import argparse
-import datetime
 import json
 import os
-import shlex
 import subprocess
 import sys
 
-from run import CACHE, HERE, ROOT, machine
+from run import CACHE, HERE, ROOT, machine, put_section
 
 README = os.path.join(HERE, "README.md")
 BEGIN, END = "<!-- latency:begin -->", "<!-- latency:end -->"
@@ -78,18 +76,9 @@ def main():
     table = "\n".join(lines)
     print(table)
     if args.write_readme:
-        command = shlex.join(["python", "bench/latency_bench.py"] + sys.argv[1:])
-        section = (f"{BEGIN}\nMeasured {datetime.date.today()} on {machine(argparse.Namespace(tf_python=None), load)}; "
-                   f"one thread, {args.rounds} rounds of {args.invokes} invokes of each model, alternating.\n\n"
-                   f"```\n{command}\n```\n\n{table}\n{END}")
-        text = open(README).read()
-        if BEGIN in text:
-            text = text[:text.index(BEGIN)] + section + text[text.index(END) + len(END):]
-        else:
-            text += "\n## Latency of patched models\n\n" + section + "\n"
-        with open(README, "w") as f:
-            f.write(text)
-
+        put_section("latency", "Latency of patched models", "bench/latency_bench.py",
+                    f"{machine(argparse.Namespace(tf_python=None), load)}; one thread, {args.rounds} rounds of "
+                    f"{args.invokes} invokes of each model, alternating", table)
 
 if __name__ == "__main__":
     main()

@@ -8,13 +8,12 @@ peak RSS under 200 MB; rewriting all Flex ops of a 10,000-op all-Flex model is a
 round-robin, medians, peak RSS from GNU time.
 """
 import argparse
-import datetime
 import os
 import shlex
 import sys
 import tempfile
 
-from run import CACHE, HERE, ROOT, machine, rounds
+from run import CACHE, HERE, ROOT, machine, put_section, rounds
 
 README = os.path.join(HERE, "README.md")
 BEGIN, END = "<!-- patch:begin -->", "<!-- patch:end -->"
@@ -66,17 +65,8 @@ def main():
     table = "\n".join(lines)
     print(table)
     if args.write_readme:
-        command = shlex.join(["python", "bench/patch_bench.py"] + sys.argv[1:])
-        section = (f"{BEGIN}\nMeasured {datetime.date.today()} on {machine(argparse.Namespace(tf_python=None), load)}; "
-                   f"{args.repeat} runs of each command after a warm-up round.\n\n```\n{command}\n```\n\n{table}\n{END}")
-        text = open(README).read()
-        if BEGIN in text:
-            text = text[:text.index(BEGIN)] + section + text[text.index(END) + len(END):]
-        else:
-            text += "\n## Patch\n\n" + section + "\n"
-        with open(README, "w") as f:
-            f.write(text)
-
+        put_section("patch", "Patch", "bench/patch_bench.py", f"{machine(argparse.Namespace(tf_python=None), load)}; "
+                    f"{args.repeat} runs of each command after a warm-up round", table)
 
 if __name__ == "__main__":
     sys.path.insert(0, ROOT)

@@ -125,14 +125,22 @@ def machine(args, load):
 
 
 def write_readme(table, args, load):
-    command = shlex.join(["python", "bench/run.py"] + sys.argv[1:])
-    section = (f"{BEGIN}\nMeasured {datetime.date.today()} on {machine(args, load)}; "
-               f"{args.repeat} runs of each command after a warm-up round.\n\n"
-               f"```\n{command}\n```\n\n{table}\n{END}")
+    put_section("bench", "Speed", "bench/run.py", f"{machine(args, load)}; {args.repeat} runs of each command "
+                "after a warm-up round", table)
+
+
+def put_section(marker, heading, script, how, table):
+    """Replace (or append, under ``heading``) the README section between this script's markers."""
+    begin, end = f"<!-- {marker}:begin -->", f"<!-- {marker}:end -->"
+    command = shlex.join(["python", script] + sys.argv[1:])
+    section = f"{begin}\nMeasured {datetime.date.today()} on {how}.\n\n```\n{command}\n```\n\n{table}\n{end}"
     text = open(README).read()
-    start, end = text.index(BEGIN), text.index(END) + len(END)
+    if begin in text:
+        text = text[:text.index(begin)] + section + text[text.index(end) + len(end):]
+    else:
+        text += f"\n## {heading}\n\n{section}\n"
     with open(README, "w") as f:
-        f.write(text[:start] + section + text[end:])
+        f.write(text)
     print(f"updated {README}", file=sys.stderr)
 
 

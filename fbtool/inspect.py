@@ -12,7 +12,7 @@ from .reader.checks import subgraph_refs
 from .reader.model import Model, open_model
 from .reader.schema import load_schema
 from .reader.structure import verify_buffer
-from .reader.table import Span, Table
+from .reader.table import Table
 
 LARGEST = 10
 MAX_ZIP_NAMES = 100

@@ -43,18 +43,23 @@ def _limit_memory():
     resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
 
 
+def corpus(root, sources, count, seed):
+    """``count`` corrupted copies of the fixtures named in ``sources``: [(index, path)]."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(count):
+        src = rng.choice(sources)
+        mode, data = corrupt((FIXTURES / f"{src}.tflite").read_bytes(), rng)
+        path = root / f"{i:03d}_{src.replace('/', '_')}_{mode}.tflite"
+        path.write_bytes(data)
+        out.append((i, path))
+    return out
+
+
 @pytest.fixture(scope="module")
 def cases(tmp_path_factory):
-    rng = random.Random(SEED)
-    root = tmp_path_factory.mktemp("fuzz")
-    out = []
-    for i in range(CASES):
-        src = rng.choice(SOURCES)
-        mode, data = corrupt((FIXTURES / f"{src}.tflite").read_bytes(), rng)
-        path = root / f"{i:03d}_{src}_{mode}.tflite"
-        path.write_bytes(data)
-        out.append((path, ["--no-verify"] if i % 4 == 3 else []))
-    return out
+    return [(path, ["--no-verify"] if i % 4 == 3 else [])
+            for i, path in corpus(tmp_path_factory.mktemp("fuzz"), SOURCES, CASES, SEED)]
 
 
 def _run(case, command=("inspect", "--json")):
@@ -99,14 +104,8 @@ def test_corrupted_models_patch_cleanly(tmp_path, patch_schema):
     or exit 2 with one line and no output; no internal error."""
     from fbtool import open_model
 
-    rng = random.Random(SEED + 1)
-    cases = []
-    for i in range(PATCH_CASES):
-        src = rng.choice(PATCH_SOURCES)
-        mode, data = corrupt((FIXTURES / f"{src}.tflite").read_bytes(), rng)
-        path = tmp_path / f"{i:03d}_{src.replace('/', '_')}_{mode}.tflite"
-        path.write_bytes(data)
-        cases.append((path, ["-o", str(path.with_suffix(".out")), "--json", "--no-verify-run"]))
+    cases = [(path, ["-o", str(path.with_suffix(".out")), "--json", "--no-verify-run"])
+             for _, path in corpus(tmp_path, PATCH_SOURCES, PATCH_CASES, SEED + 1)]
     with ThreadPoolExecutor(max_workers=4) as pool:
         results = list(pool.map(lambda c: _run(c, ("patch",)), cases))
     outcomes = {"ok": 0, "error": 0}

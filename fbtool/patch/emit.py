@@ -11,7 +11,7 @@ import struct
 
 from ..reader.model import SCHEMA, Model
 from .edit import Edit, NewTensor, Op
-from .writer import DROP, Editor, Orig
+from .writer import Editor, Orig
 
 _CODES = SCHEMA.enums["BuiltinOperator"]
 _TYPES = SCHEMA.enums["TensorType"]

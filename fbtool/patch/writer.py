@@ -32,9 +32,6 @@ class Orig(int):
     """A position in the input file (new objects are addressed by output position)."""
 
 
-DROP = object()   # Editor.clone: leave this field out of the copy
-
-
 class Editor:
     def __init__(self, model: Model):
         self.model = model
@@ -136,12 +133,12 @@ class Editor:
 
     def clone(self, table: Table, changes: dict[str, object]) -> tuple[int, dict[str, int]]:
         """A copy of an original table with some fields changed: scalars copied, offsets aimed
-        at the original children. ``changes``: field name -> scalar, :class:`Orig`, ``None`` (a
-        placeholder, returned by name) or ``DROP``."""
+        at the original children. ``changes``: field name -> scalar, :class:`Orig` or ``None`` (a
+        placeholder, returned by name)."""
         values = {name: table.get(name) if f.kind == "scalar" else self.target(table, name)
                   for name, f in table.tdef.fields.items() if table.has(name)}
         values.update(changes)
-        return self.new_table(table.tdef.name, {k: v for k, v in values.items() if v is not DROP})
+        return self.new_table(table.tdef.name, values)
 
     def new_table(self, tname: str, values: dict[str, object]) -> tuple[int, dict[str, int]]:
         """A table of schema type ``tname`` from field values (as for :meth:`clone`)."""
