@@ -182,3 +182,32 @@ def test_every_catalog_op_with_a_builtin_has_a_rule():
                and n not in RULES and n not in anchors]
     assert sorted(missing) == ["Selu", "Softplus"]
     assert sum(kind == "code" for kind in ops.values()) + len(set(RULES) | anchors) >= 100
+
+
+ZOO = {   # fixtures/op_zoo.tflite and conv_zoo.tflite (fixtures/generate.py): a TF op per rule, all Flex
+    "op_zoo.tflite": {"ArgMax", "ArgMin", "Cumsum", "DepthToSpace", "SpaceToDepth", "MirrorPad", "OneHot", "Split",
+                      "SplitV", "Unpack", "Pack", "ResizeNearestNeighbor", "ResizeBilinear", "BatchMatMulV2",
+                      "LeakyRelu", "AvgPool", "Max", "Min", "Prod", "Sum", "Mean", "Any", "All", "GatherV2",
+                      "ConcatV2", "Squeeze", "Cast", "Shape", "StridedSlice", "LogSoftmax", "OnesLike", "Where"},
+    "conv_zoo.tflite": {"Conv2D", "BiasAdd", "FusedBatchNormV3", "Relu", "Conv2DBackpropInput", "SpaceToBatchND",
+                        "DepthwiseConv2dNative", "BatchToSpaceND", "Identity"},
+}
+
+
+@needs_flex_runtime
+@pytest.mark.parametrize("name", sorted(ZOO))
+def test_each_rule_is_verified_against_tensorflow(name, tmp_path):
+    """Every rule on real converter output, checked per op against TensorFlow running the op's NodeDef
+    and as a whole model; only the ops without a builtin stay."""
+    r = run_fbtool("patch", FIXTURES / name, "-o", tmp_path / name, "--json", "--python", FLEX_PYTHON, timeout=600)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    jsonschema.validate(doc, SCHEMA)
+    assert ZOO[name] <= {rw["tf_op"] for rw in doc["rewrites"]}
+    kept = sorted((k["tf_op"], k["reason"].split(" ")[0]) for k in doc["kept"])
+    assert kept == ([] if name == "conv_zoo.tflite" else [("Pack", "T=bool"), ("Selu", "no"), ("Softplus", "no")])
+    v = doc["verification"]
+    assert v["ok"] and v["first_divergence"] is None, v.get("first_divergence")
+    checked = {i for g in v["per_op"]["groups"] for i in g["ops"]}
+    removed = {rw["index"] for rw in doc["rewrites"] if rw.get("removed")}
+    assert {rw["index"] for rw in doc["rewrites"]} - removed <= checked

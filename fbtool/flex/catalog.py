@@ -144,6 +144,8 @@ class Catalog:
         if builtin is None:
             if entry["rewrite"] == "remove":
                 return Verdict(True, None, None, None, f"delete {tf_op} and rewire its consumers: {entry['why_not']}")
+            if entry.get("lowering"):
+                return Verdict(True, None, None, None, f"{tf_op} -> {entry['lowering']}")
             return Verdict(False, None, None, None, f"no TFLite builtin for {tf_op}: {entry['why_not']}")
         attrs = {**entry.get("attr_defaults", {}), **attrs}
         failure = _failure(entry, attrs, inputs)
