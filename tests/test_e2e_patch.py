@@ -102,3 +102,25 @@ def test_mixed_model_still_computes_the_same(tmp_path):
                    timeout=300)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["verification"]["ok"]
+
+
+@needs_flex_runtime
+@pytest.mark.parametrize("name", ["transformer_block", "mobilenet_style"])
+def test_dynamic_batch_models_patch_fully(name, tmp_path):
+    """Real Keras models usually keep the batch dynamic (-1): the attention Einsums and the Shape/Gather/
+    Prod/Pack arithmetic that comes with it must be rewritten too. Built here with make_e2e (batch=None)."""
+    import importlib.util
+    import sys
+
+    pytest.importorskip("tensorflow")
+    spec = importlib.util.spec_from_file_location("make_e2e", FIXTURES / "make_e2e.py")
+    make_e2e = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(FIXTURES))
+    spec.loader.exec_module(make_e2e)
+    src = tmp_path / f"{name}.tflite"
+    src.write_bytes(make_e2e.build(name, batch=None))
+    r = run_fbtool("patch", src, "-o", tmp_path / "p.tflite", "--json", "--python", FLEX_PYTHON, timeout=600)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["flex_after"] == 0 and doc["kept"] == [] and doc["verification"]["ok"]
+    assert custom_codes(tmp_path / "p.tflite") == []

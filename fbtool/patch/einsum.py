@@ -7,7 +7,8 @@ operand is laid out as [batch..., free, contracted] (or [batch..., contracted, f
 adj_x/adj_y, when that spares a TRANSPOSE), several free or contracted labels are merged by a
 RESHAPE, and the product [batch..., free_a, free_b] is reshaped and transposed to the output
 order. Multi-head attention's equations (BTNH,BSNH->BNTS and BNTS,BSNH->BTNH) need two
-TRANSPOSEs and one BATCH_MATMUL.
+TRANSPOSEs and one BATCH_MATMUL. Dynamic dimensions (-1, a batch) are fine as long as no RESHAPE
+would need two of them.
 """
 from __future__ import annotations
 
@@ -55,6 +56,8 @@ class _Builder:
     def reshape(self, x, shape: list[int], new: list[int], what: str):
         if shape == new:
             return x, shape
+        if sum(d < 0 for d in new) > 1:
+            raise NoRule("einsum would need a RESHAPE with two unknown dimensions")
         y = NewTensor(f"{self.name}/{what}", "float32", tuple(new))
         self.before.append(("RESHAPE", 1, [x, self.const(new, what + "_shape")], [y],
                             ("ReshapeOptions", {"new_shape": new})))
@@ -75,8 +78,11 @@ def _layout(position: int, labels: str, batch: list, first: list, second: list, 
 
 
 def _prod(dims: dict, labels: list) -> int:
+    """The size of labels merged into one dimension; -1 when one of them is dynamic."""
     n = 1
     for c in labels:
+        if dims[c] < 0:
+            return -1
         n *= dims[c]
     return n
 
@@ -87,9 +93,11 @@ def einsum(ctx: Context) -> Rewrite:
     if a.dtype != "float32" or b.dtype != "float32":
         raise NoRule("fbtool rewrites Einsum only for float32 operands")
     shapes = [tuple(a.shape_signature), tuple(b.shape_signature)]
-    if any(d < 0 for s in shapes for d in s) or len(shapes[0]) != len(a_labels) or len(shapes[1]) != len(b_labels):
-        raise NoRule("fbtool rewrites Einsum only for operands of static shape")
+    if len(shapes[0]) != len(a_labels) or len(shapes[1]) != len(b_labels):
+        raise NoRule(f"einsum '{ctx.attrs['equation']}': operand ranks differ from the equation")
     dims = {**dict(zip(a_labels, shapes[0])), **dict(zip(b_labels, shapes[1]))}
+    for labels, shape in zip((a_labels, b_labels), shapes):     # a dynamic dim in one operand, known in the other
+        dims.update({c: d for c, d in zip(labels, shape) if d >= 0})
     batch = [c for c in out if c in a_labels and c in b_labels]
     contracted = [c for c in a_labels if c in b_labels and c not in out]
     free_a = [c for c in a_labels if c not in b_labels]

@@ -211,9 +211,15 @@ def _options(ed: Editor, table: str, values: dict) -> int:
 
 
 def _tensor(ed: Editor, t: NewTensor, buffer: int) -> int:
-    at, refs = ed.new_table("Tensor", {"shape": None, "type": _TYPES[t.dtype.upper()], "buffer": buffer,
-                                       "name": None})
-    ed.point(refs["shape"], ed.vector("i", t.shape))
+    """A new tensor; a dynamic dimension (-1) is 1 in ``shape`` and -1 in ``shape_signature``, as
+    the converter writes them."""
+    fields = {"shape": None, "type": _TYPES[t.dtype.upper()], "buffer": buffer, "name": None}
+    if any(d < 0 for d in t.shape):
+        fields["shape_signature"] = None
+    at, refs = ed.new_table("Tensor", fields)
+    ed.point(refs["shape"], ed.vector("i", [max(d, 1) for d in t.shape]))
+    if "shape_signature" in refs:
+        ed.point(refs["shape_signature"], ed.vector("i", t.shape))
     ed.point(refs["name"], ed.string(t.name))
     return at
 
