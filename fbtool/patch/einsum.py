@@ -48,6 +48,8 @@ class _Builder:
     def transpose(self, x, shape: list[int], perm: list[int], what: str):
         if perm == sorted(perm):
             return x, shape
+        if len(perm) > 4:   # TRANSPOSE v1 handles up to 4 dims; more needs v5/v6 (op_version.cc)
+            raise NoRule("einsum would need a TRANSPOSE of more than 4 dimensions")
         shape = [shape[p] for p in perm]
         y = NewTensor(f"{self.name}/{what}", "float32", tuple(shape))
         self.before.append(("TRANSPOSE", 1, [x, self.const(perm, what + "_perm")], [y], None))

@@ -19,7 +19,8 @@ from ..reader.model import Model, open_model
 from .edit import Edit
 from .emit import emit
 from .patterns import PATTERNS, View
-from .rules import RULES, Context, NoRule
+from .registry import RULES
+from .rules import Context, NoRule
 from .writer import Editor, write_patched
 
 PENDING = {"pattern": "several ops matched as one, in a form fbtool does not match yet"}

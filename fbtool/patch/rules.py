@@ -324,11 +324,3 @@ RULES = {
                               "NoOp")},
 }
 
-
-def _register_families() -> None:
-    """Op families with a module of their own (imported here, after the shared pieces above)."""
-    from .einsum import einsum
-    RULES["Einsum"] = einsum
-
-
-_register_families()
