@@ -173,8 +173,7 @@ def test_every_catalog_op_with_a_builtin_has_a_rule():
     rule. Left out on purpose: Selu and Softplus, whose converter lowerings (EXP then LOG) overflow
     where TensorFlow's kernels do not."""
     from fbtool import data
-    from fbtool.patch.patterns import PATTERNS
-    from fbtool.patch.registry import RULES
+    from fbtool.patch.registry import PATTERNS, RULES
 
     anchors = {a for p in PATTERNS for a in p.anchors}
     ops = {name: entry["rewrite"] for name, entry in data.load("op_catalog")["ops"].items()}

@@ -1,4 +1,6 @@
 """Graph patterns: several Flex ops matched on the networkx graph and rewritten as one builtin.
+The machinery (:class:`View`, :class:`Match`, :class:`Pattern`) and the conv/MatMul fusion; other
+patterns have modules of their own (:mod:`.gelu`), joined in :mod:`.registry`.
 
 A pattern is declared by its name, the TF ops it can start from, and a ``match`` that returns
 a :class:`Match` (the ops it takes and how to rewrite them) or None. Matching never changes
@@ -110,7 +112,7 @@ def _per_channel(view: View, key: Key, x: int, channels: int):
     return tf_op, op.inputs[position], np.broadcast_to(c.reshape(-1), (channels,)).astype(np.float64)
 
 
-def _fused_linear(view: View, sg: int, index: int) -> Match | None:
+def fused_linear(view: View, sg: int, index: int) -> Match | None:
     """y = act((conv(x, w) + b0) * s1 + b1 ...) is conv(x, w * s) + b with s and b per channel,
     the folding TFLite's converter does for BatchNorm (optimize_patterns.td)."""
     anchor = (sg, index)
@@ -164,85 +166,3 @@ def _fused_linear(view: View, sg: int, index: int) -> Match | None:
         return {anchor: {"builtin": builtin, "version": version},
                 **{k: {"builtin": None, "version": None, "fused_into": index} for k in taken[1:]}}
     return Match(taken, apply)
-
-
-# -- exact GELU: 0.5 * x * (1 + erf(x / sqrt(2))), in whatever order the graph has it ----------------
-ELEMENTWISE = {"Mul": np.multiply, "RealDiv": np.divide, "AddV2": np.add, "Add": np.add, "Sub": np.subtract}
-
-
-def _gelu(view: View, sg: int, index: int) -> Match | None:
-    """Erf is the anchor; the region is the elementwise ops between x and y, found on the graph,
-    and it is accepted when evaluating it reproduces GELU on sample points (so any association
-    order or constant folding of the formula matches, and nothing else does)."""
-    erf_key = (sg, index)
-    before = view.producer(sg, view.op(erf_key).inputs[0])
-    if before is None or view.tf_op(before) not in ELEMENTWISE:
-        return None
-    region = {before, erf_key}
-    x = next((t for t in view.op(before).inputs if view.constant_index(sg, t) is None), None)
-    if x is None or view.model.subgraphs[sg].tensors[x].dtype != "float32":
-        return None
-    frontier, y = view.op(erf_key).outputs[0], None
-    for _ in range(3):      # (1 + erf) -> * x -> * 0.5, in some order
-        nxt = view.sole_reader(sg, frontier)
-        if nxt is None or view.tf_op(nxt) not in ELEMENTWISE:
-            return None
-        region.add(nxt)
-        for t in view.op(nxt).inputs:     # a side branch such as 0.5 * x
-            side = view.producer(sg, t) if t not in (frontier, x) else None
-            if side and view.tf_op(side) in ELEMENTWISE and all(
-                    i == x or view.constant_index(sg, i) is not None for i in view.op(side).inputs):
-                region.add(side)
-        frontier = view.op(nxt).outputs[0]
-        if _evaluates_to_gelu(view, sg, region, x, frontier):
-            y = frontier
-            break
-    if y is None:
-        return None
-    # every region tensor but y is read only inside the region (x is read by two region ops)
-    inner = {t for k in region for t in view.op(k).outputs} - {y}
-    if any(view.sole_reader(sg, t) not in region for t in inner):
-        return None
-    ordered = sorted(region)
-
-    def apply(edit: Edit) -> dict[Key, dict]:
-        first = ordered[0]
-        edit.replace(sg, first[1], "GELU", 1, [x], [y], ("GeluOptions", {"approximate": False}))
-        for key in ordered[1:]:
-            edit.remove(*key)
-        return {first: {"builtin": "GELU", "version": 1},
-                **{k: {"builtin": None, "version": None, "fused_into": first[1]} for k in ordered[1:]}}
-    return Match(ordered, apply)
-
-
-def _evaluates_to_gelu(view: View, sg: int, region: set, x: int, y: int) -> bool:
-    from math import erf, sqrt
-
-    samples = np.linspace(-4, 4, 33)
-    values = {x: samples}
-    pending = sorted(region)
-    for _ in range(len(pending)):
-        for key in list(pending):
-            op = view.op(key)
-            args = []
-            for t in op.inputs:
-                if t in values:
-                    args.append(values[t])
-                elif (c := view.constant_index(sg, t)) is not None and c.size == 1:
-                    args.append(float(c.ravel()[0]))
-                else:
-                    break
-            else:
-                fn = np.vectorize(erf) if view.tf_op(key) == "Erf" else ELEMENTWISE[view.tf_op(key)]
-                values[op.outputs[0]] = fn(*args)
-                pending.remove(key)
-    if y not in values:
-        return False
-    want = np.array([0.5 * v * (1 + erf(v / sqrt(2))) for v in samples])
-    return bool(np.allclose(values[y], want, rtol=1e-6, atol=1e-7))
-
-
-PATTERNS = [
-    Pattern("fuse_bias_activation", frozenset(LINEAR), _fused_linear),
-    Pattern("gelu", frozenset({"Erf"}), _gelu),
-]

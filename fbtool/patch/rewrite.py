@@ -18,8 +18,8 @@ from ..flex.decode import decode_ops
 from ..reader.model import Model, open_model
 from .edit import Edit
 from .emit import emit
-from .patterns import PATTERNS, View
-from .registry import RULES
+from .patterns import View
+from .registry import PATTERNS, RULES
 from .rules import Context, NoRule
 from .writer import Editor, write_patched
 
