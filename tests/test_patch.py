@@ -210,3 +210,21 @@ def test_each_rule_is_verified_against_tensorflow(name, tmp_path):
     checked = {i for g in v["per_op"]["groups"] for i in g["ops"]}
     removed = {rw["index"] for rw in doc["rewrites"] if rw.get("removed")}
     assert {rw["index"] for rw in doc["rewrites"]} - removed <= checked
+
+
+def test_a_broken_head_is_caught_and_nothing_is_written(tmp_path):
+    """The output check trusts only the original part (already verified, and in-place edits never write
+    offsets): a bad table in the new head still fails it, and no file appears."""
+    from fbtool import ModelError
+    from fbtool.patch.writer import Orig, write_patched
+
+    src = FIXTURES / "select_only_cnn.tflite"
+    with open_model(src) as m:
+        ed = Editor(m)
+        ed.root, refs = ed.clone(m.root, {"subgraphs": None})
+        ed.point(refs["subgraphs"], Orig(m.size - 2))     # a "vector" two bytes before the end
+        with pytest.raises(ValueError):
+            ed.point(0, Orig(100))                        # and no offset may be written outside the head
+        with pytest.raises(ModelError, match="subgraphs"):
+            write_patched(str(src), ed, str(tmp_path / "out.tflite"))
+    assert list(tmp_path.iterdir()) == []

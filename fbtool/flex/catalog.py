@@ -156,6 +156,7 @@ class Catalog:
         return Verdict(True, builtin, version, self.min_runtime(builtin, version), reason)
 
 
+@functools.lru_cache(maxsize=1024)
 def version_tuple(text: str | None) -> tuple[int, ...]:
     """``"2.14"`` -> (2, 14); junk parts count as 0, so any string compares."""
     parts = []

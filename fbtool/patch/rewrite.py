@@ -44,7 +44,7 @@ def plan(model: Model, only: set[str] | None = None, skip: set[str] | None = Non
     catalog = load_catalog()
     result = Plan(Edit(model))
     allowed = lambda name: (only is None or name in only) and name not in (skip or ())  # noqa: E731
-    candidates = {}
+    candidates, verdicts = {}, {}
     for d in decode_ops(model):
         op = model.subgraphs[d.subgraph].operators[d.index]
         entry = {"subgraph": d.subgraph, "index": d.index, "custom_code": d.custom_code, "tf_op": d.tf_op}
@@ -52,8 +52,11 @@ def plan(model: Model, only: set[str] | None = None, skip: set[str] | None = Non
             result.kept.append({**entry, "reason": d.error or "custom op: no rule rewrites custom ops"})
             continue
         attrs = {**((catalog.entry(d.tf_op) or {}).get("attr_defaults") or {}), **d.attrs}
-        verdict = catalog.assess(d.tf_op, d.attrs, _inputs(model, d.subgraph, op))
-        candidates[(d.subgraph, d.index)] = (entry, attrs, verdict)
+        # decode_ops hands identical NodeDefs the same attrs object: a long chain of one op is judged once
+        key = (d.tf_op, id(d.attrs), tuple(_inputs(model, d.subgraph, op)))
+        if key not in verdicts:
+            verdicts[key] = catalog.assess(d.tf_op, d.attrs, list(key[2]))
+        candidates[(d.subgraph, d.index)] = (entry, attrs, verdicts[key])
 
     view = View(model, {k: (e["tf_op"], a) for k, (e, a, v) in candidates.items()})
     done: dict[tuple[int, int], dict] = {}

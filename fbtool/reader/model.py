@@ -184,6 +184,7 @@ class Model:
         self.buf = buf
         self.size = size
         self.flatbuffer_extent = extent   # bytes the flatbuffer itself spans
+        self.structure = None             # the tables the structure check verified (a Verified)
         self.root = Table(buf, int.from_bytes(buf[0:4], "little"), SCHEMA.tables["Model"], SCHEMA)
 
     def __enter__(self) -> "Model":
@@ -255,12 +256,13 @@ class Model:
         return self.read(span, limit) if span else b""
 
 
-def open_model(path: str | os.PathLike, verify: bool = True) -> Model:
+def open_model(path: str | os.PathLike, verify: bool = True, trusted=None) -> Model:
     """Map and verify a .tflite file.
 
     The bounds part of verification (FlatBuffer structure, index ranges, data
-    extents) always runs; ``verify=False`` skips the semantic part. Raises
-    :class:`ModelError` with a one-line description of the first problem.
+    extents) always runs; ``verify=False`` skips the semantic part. ``trusted``
+    (a :class:`~.structure.Verified`) names tables verified before, not walked again.
+    Raises :class:`ModelError` with a one-line description of the first problem.
     """
     path = os.fspath(path)
     try:
@@ -271,10 +273,10 @@ def open_model(path: str | os.PathLike, verify: bool = True) -> Model:
             buf = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
     except OSError as e:
         raise ModelError(e.strerror or str(e), path=path) from None
-    return model_from_buffer(buf, path, verify)
+    return model_from_buffer(buf, path, verify, trusted)
 
 
-def model_from_buffer(buf, name: str, verify: bool = True) -> Model:
+def model_from_buffer(buf, name: str, verify: bool = True, trusted=None) -> Model:
     """Verify and wrap a model already in memory (``bytes``, ``mmap``): e.g. a member of an archive.
 
     The model owns ``buf``: closing the model closes an mmap.
@@ -284,8 +286,9 @@ def model_from_buffer(buf, name: str, verify: bool = True) -> Model:
     try:
         if len(buf) == 0:
             raise ModelError("empty file")
-        extent = verify_buffer(buf, SCHEMA)
-        model = Model(name, buf, len(buf), extent)
+        structure = verify_buffer(buf, SCHEMA, trusted=trusted)
+        model = Model(name, buf, len(buf), structure.extent)
+        model.structure = structure
         check_bounds(model)
         if verify:
             check_semantics(model)

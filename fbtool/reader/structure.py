@@ -13,6 +13,7 @@ work.  Weight bytes are never read: a ``[ubyte]`` vector costs one length check.
 from __future__ import annotations
 
 import struct
+from typing import NamedTuple
 
 from ..errors import ModelError
 from .schema import Schema, TableDef
@@ -174,11 +175,14 @@ class _Verifier:
         return total
 
 
-def verify_buffer(buf, schema: Schema, size: int | None = None, check_identifier: bool = True) -> int:
-    """Verify ``buf[:size]`` as a root ``schema.root`` table; return the flatbuffer's extent.
+def verify_buffer(buf, schema: Schema, size: int | None = None, check_identifier: bool = True,
+                  trusted: "Verified | None" = None) -> "Verified":
+    """Verify ``buf[:size]`` as a root ``schema.root`` table.
 
-    The extent is one past the last byte any verified object occupies: what
-    follows it is not part of the flatbuffer (external buffers, appended zips).
+    Returns the flatbuffer's extent (one past the last byte any verified object occupies: what
+    follows it is not part of the flatbuffer: external buffers, appended zips) with the tables
+    verified on the way. ``trusted``: tables already verified at these positions (a patched
+    file's original part, see fbtool.patch.writer), not walked again.
     Raises :class:`ModelError` naming the first problem and where it is.
     """
     n = len(buf) if size is None else size
@@ -188,9 +192,22 @@ def verify_buffer(buf, schema: Schema, size: int | None = None, check_identifier
     if check_identifier and schema.identifier and ident != schema.identifier:
         raise ModelError(f"file identifier is {ident!r}, expected {schema.identifier!r} (not a {schema.root} file?)")
     v = _Verifier(buf, schema, n)
+    if trusted is not None:
+        if trusted.extent > n:
+            raise ModelError(f"trusted tables end at byte {trusted.extent}, past the {n}-byte file")
+        v.memo, v.extent = dict(trusted.tables), trusted.extent
     root = v.offset(0, None)
     expanded = v.table(root, schema.tables[schema.root], None, 1)
     if expanded > 2 * n + (1 << 20):
         raise ModelError(f"shared sub-objects expand the {n}-byte file to {expanded} bytes: "
                          "aliased offsets, refusing to read it")
-    return v.extent
+    return Verified(v.extent, v.memo)
+
+
+class Verified(NamedTuple):
+    extent: int
+    tables: dict        # (position, table name) -> bytes the table expands to
+
+    def shifted(self, by: int) -> "Verified":
+        """The same tables ``by`` bytes further into a file."""
+        return Verified(self.extent + by, {(pos + by, name): size for (pos, name), size in self.tables.items()})
