@@ -42,7 +42,7 @@ def test_patched_keras_model_runs_without_flex_and_matches_keras(name, tmp_path)
 
 def unfused(path) -> list[str]:
     """Ops TFLite's converter would have fused away: a constant ADD/MUL or a RELU/RELU6 right after a conv
-    or FC, a CAST copy (an Identity), a MUL/ADD chain around a Flex Erf (the GELU pieces)."""
+    or FC, a CAST copy (an Identity), a Flex op left (the GELU's Erf), a BATCH_MATMUL by constant weights."""
     model = flatbuffer_utils.convert_bytearray_to_object(bytearray(path.read_bytes()))
     ops = S.BuiltinOperator
     names = {v: k for k, v in vars(ops).items() if not k.startswith("_")}
@@ -59,6 +59,8 @@ def unfused(path) -> list[str]:
                 found.append(f"{names[code(op)]} after {names[code(before)]}")
         if code(op) in (ops.CAST, ops.CUSTOM):
             found.append(names[code(op)])
+        if code(op) == ops.BATCH_MATMUL and model.buffers[sg.tensors[op.inputs[1]].buffer].data is not None:
+            found.append("BATCH_MATMUL with constant weights")     # a dense layer: FULLY_CONNECTED
     return found
 
 

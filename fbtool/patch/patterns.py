@@ -17,7 +17,7 @@ import numpy as np
 
 from ..reader.model import Model
 from . import rules
-from .edit import Edit
+from .edit import Edit, NewTensor
 from .rules import ACTIVATION, Context, NoRule
 
 Key = tuple[int, int]
@@ -86,14 +86,15 @@ class Pattern:
 
 # -- conv / MatMul, then per-channel adds and multiplies (BiasAdd, a BatchNorm's Mul and AddV2), then Relu|Relu6
 FUSED = {"Relu": "RELU", "Relu6": "RELU6"}   # conv.cc and fully_connected.cc clamp only these (not TANH)
-LINEAR = {"Conv2D": rules.conv2d, "DepthwiseConv2dNative": rules.depthwise, "MatMul": rules.matmul}
-BUILTIN = {"Conv2D": "CONV_2D", "DepthwiseConv2dNative": "DEPTHWISE_CONV_2D", "MatMul": "FULLY_CONNECTED"}
+LINEAR = {"Conv2D": rules.conv2d, "DepthwiseConv2dNative": rules.depthwise, "MatMul": rules.matmul,
+          "BatchMatMulV2": rules.batch_matmul, "BatchMatMulV3": rules.batch_matmul}
 AFFINE = {"BiasAdd", "AddV2", "Add", "Sub", "Mul", "FusedBatchNormV3"}
 
 
-def _per_channel(view: View, key: Key, x: int, channels: int):
+def _per_channel(view: View, key: Key, x: int, channels: int, split: tuple = ()):
     """(tf op, constant tensor, values[channels]) when op ``key`` combines ``x`` with a constant
-    that is the same for every position of a channel; None otherwise."""
+    that is the same for every position of a channel; None otherwise. ``split``: the trailing
+    dims a Reshape split the channels into (a constant of that shape is per channel too)."""
     op, tf_op = view.op(key), view.tf_op(key)
     if tf_op == "FusedBatchNormV3" and op.inputs[0] == x:
         try:
@@ -107,9 +108,27 @@ def _per_channel(view: View, key: Key, x: int, channels: int):
     if tf_op in ("BiasAdd", "Sub") and position != 1:
         return None
     c = view.constant(key, position)
-    if c is None or c.dtype != np.float32 or c.size not in (1, channels) or (c.size > 1 and c.shape[-1] != channels):
+    trailing = tuple(c.shape[-len(split):]) if c is not None and split else None
+    if c is None or c.dtype != np.float32 or c.size not in (1, channels):
+        return None
+    if c.size > 1 and c.shape[-1] != channels and not (split and trailing == split):
         return None
     return tf_op, op.inputs[position], np.broadcast_to(c.reshape(-1), (channels,)).astype(np.float64)
+
+
+def _reshape_keeping_channels(view: View, key: Key, x: int, channels: int) -> tuple | None:
+    """The channel split of a Reshape of ``x`` that leaves the channels last: () when the last dim
+    stays ``channels``, the trailing dims when it splits them; None for any other Reshape. Per-channel
+    ops and activations commute with such a Reshape, so they can fold into the op before it."""
+    if view.tf_op(key) != "Reshape" or view.op(key).inputs[0] != x:
+        return None
+    shape = view.model.subgraphs[key[0]].tensors[view.op(key).outputs[0]].shape
+    if shape and shape[-1] == channels:
+        return ()
+    for k in range(2, len(shape) + 1):
+        if int(np.prod(shape[-k:])) == channels:
+            return tuple(shape[-k:])
+    return None
 
 
 def fused_linear(view: View, sg: int, index: int) -> Match | None:
@@ -122,12 +141,16 @@ def fused_linear(view: View, sg: int, index: int) -> Match | None:
             return None
     except NoRule:
         return None
-    out = view.op(anchor).outputs[0]
+    out = linear_out = view.op(anchor).outputs[0]
     channels = view.model.subgraphs[sg].tensors[out].shape[-1]
-    taken, steps = [anchor], []
+    taken, steps, reshape, split = [anchor], [], None, ()
     scale, shift = np.ones(channels), np.zeros(channels)
     nxt = view.sole_reader(sg, out)
-    while nxt and nxt in view.flex and (step := _per_channel(view, nxt, out, channels)):
+    if nxt and nxt in view.flex and (found := _reshape_keeping_channels(view, nxt, out, channels)) is not None:
+        reshape, split = nxt, found     # the Reshape stays, after the fused op
+        out = view.op(nxt).outputs[0]
+        nxt = view.sole_reader(sg, out)
+    while nxt and nxt in view.flex and (step := _per_channel(view, nxt, out, channels, split)):
         kind, _, c = step
         if kind == "FusedBatchNormV3":
             scale, shift = scale * c[0], shift * c[0] + c[1]
@@ -146,6 +169,8 @@ def fused_linear(view: View, sg: int, index: int) -> Match | None:
         out = view.op(nxt).outputs[0]
     if len(taken) == 1:
         return None
+    if reshape is not None and view.op(reshape).inputs[1] in {t for k in taken for t in view.op(k).outputs}:
+        return None
     scaled = bool(np.any(scale != 1))
     bias = None
     if len(steps) == 1 and steps[0][0] in ("BiasAdd", "AddV2", "Add") and \
@@ -153,16 +178,30 @@ def fused_linear(view: View, sg: int, index: int) -> Match | None:
         bias = steps[0][1]            # the BiasAdd's own constant, as it is
     elif steps:
         bias = shift.astype(np.float32)
-    rewrite = LINEAR[tf_op](ctx, scale.astype(np.float32) if scaled else None, bias)
+    try:
+        rewrite = LINEAR[tf_op](ctx, scale.astype(np.float32) if scaled else None, bias)
+    except NoRule:
+        return None
     rewrite.fields["fused_activation_function"] = ACTIVATION[activation]
-    rewrite.outputs = [out]
-    builtin = BUILTIN[tf_op]
+    if reshape is None:
+        rewrite.outputs = [out]
+    else:   # a new tensor: the original linear output keeps meaning x @ w, which this is not
+        t = view.model.subgraphs[sg].tensors[linear_out]
+        rewrite.outputs = [NewTensor(f"{t.name}/fused", t.dtype, tuple(t.shape_signature))]
+    builtin = rewrite.builtin or {"Conv2D": "CONV_2D", "DepthwiseConv2dNative": "DEPTHWISE_CONV_2D"}.get(
+        tf_op, "FULLY_CONNECTED")
 
     def apply(edit: Edit) -> dict[Key, dict]:
         version = rewrite.version or 1
         rewrite.apply(edit, sg, index, builtin, version)
         for key in taken[1:]:
             edit.remove(*key)
-        return {anchor: {"builtin": builtin, "version": version},
-                **{k: {"builtin": None, "version": None, "fused_into": index} for k in taken[1:]}}
+        records = {anchor: {"builtin": builtin, "version": version},
+                   **{k: {"builtin": None, "version": None, "fused_into": index} for k in taken[1:]}}
+        if reshape is not None:     # the Reshape reads the fused op's tensor and writes the chain's last
+            fused = edit.op(sg, index).outputs[0]
+            inputs = [fused if t == linear_out else t for t in edit.op(*reshape).inputs]
+            edit.replace(*reshape, "RESHAPE", 1, inputs, [out])
+            records[reshape] = {"builtin": "RESHAPE", "version": 1}
+        return records
     return Match(taken, apply)

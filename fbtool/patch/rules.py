@@ -255,9 +255,29 @@ def _ones_like(ctx: Context) -> Rewrite:
                    before=[("SHAPE", 1, [ctx.op.inputs[0]], [shape], ("ShapeOptions", {"out_type": _dtype("int32")}))])
 
 
-def _batch_matmul(ctx: Context) -> Rewrite:
-    return Rewrite(list(ctx.op.inputs), "BatchMatMulOptions",
-                   {"adj_x": bool(ctx.attrs.get("adj_x")), "adj_y": bool(ctx.attrs.get("adj_y"))})
+def batch_matmul(ctx: Context, scale=None, bias=None) -> Rewrite:
+    """BatchMatMulV2/V3(x[..., K], w[K, N]) with a constant 2-D w is a dense layer: FULLY_CONNECTED
+    with weights [N, K] and keep_num_dims (version 5, op_version.cc), as the converter makes it;
+    otherwise BATCH_MATMUL."""
+    a = ctx.attrs
+    w = ctx.tensor(1)
+    if not ctx.model.is_constant(w) or len(w.shape) != 2 or a.get("adj_x") or w.dtype != "float32" \
+            or ctx.tensor(0).dtype != "float32" or len(ctx.tensor(0).shape) < 2:
+        if scale is not None or bias is not None:
+            raise NoRule("only a BatchMatMul with constant 2-D weights takes a bias")
+        return Rewrite(list(ctx.op.inputs), "BatchMatMulOptions", {"adj_x": bool(a.get("adj_x")),
+                       "adj_y": bool(a.get("adj_y"))}, builtin="BATCH_MATMUL", version=1)
+    weights = ctx.array(1)
+    out_in = weights if a.get("adj_y") else weights.T
+    if scale is not None:
+        out_in = (out_in * scale[:, None]).astype(np.float32)
+    if scale is None and a.get("adj_y"):
+        entry, edits = ctx.op.inputs[1], []
+    else:
+        entry, edits = ctx.relaid(1, out_in, "oi")
+    inputs = [ctx.op.inputs[0], entry, -1 if bias is None else _bias(ctx, bias, out_in.shape[0])]
+    return Rewrite(inputs, "FullyConnectedOptions", {"keep_num_dims": True}, edits,
+                   builtin="FULLY_CONNECTED", version=5)
 
 
 def _split_v(ctx: Context) -> Rewrite:
@@ -317,7 +337,7 @@ RULES = {
     "ConcatV2": _concat, "GatherV2": _gather,
     "StridedSlice": _same("StridedSliceOptions", **{m: m for m in (
         "begin_mask", "end_mask", "ellipsis_mask", "new_axis_mask", "shrink_axis_mask")}),
-    "BatchMatMulV2": _batch_matmul, "BatchMatMulV3": _batch_matmul,
+    "BatchMatMulV2": batch_matmul, "BatchMatMulV3": batch_matmul,
     "MatMul": matmul, "Conv2D": conv2d, "DepthwiseConv2dNative": depthwise,
     "Conv2DBackpropInput": transpose_conv, "FusedBatchNormV3": _batch_norm, "OnesLike": _ones_like,
     **{op: _remove for op in ("Identity", "StopGradient", "Snapshot", "PreventGradient", "IdentityN", "CheckNumerics",
