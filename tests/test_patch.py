@@ -228,3 +228,21 @@ def test_a_broken_head_is_caught_and_nothing_is_written(tmp_path):
         with pytest.raises(ModelError, match="subgraphs"):
             write_patched(str(src), ed, str(tmp_path / "out.tflite"))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_in_place_only_and_skip(tmp_path):
+    """--in-place replaces the model itself (atomically, nothing left beside it); --only/--skip choose
+    rules by TF op or pattern name, and what they leave out is reported as kept with that reason."""
+    model = tmp_path / "m.tflite"
+    model.write_bytes((FIXTURES / "select_only_cnn.tflite").read_bytes())
+    r = run_fbtool("patch", model, "--only", "Softmax,MaxPool", "--json", "--dry-run")
+    doc = json.loads(r.stdout)
+    assert sorted({rw["tf_op"] for rw in doc["rewrites"]}) == ["MaxPool", "Softmax"]
+    assert all(k["reason"] == "left out by --only/--skip" for k in doc["kept"] if k["tf_op"] == "Mul")
+    r = run_fbtool("patch", model, "--skip", "gelu", "--json", "--dry-run")
+    doc = json.loads(r.stdout)
+    assert "GELU" not in {rw["builtin"] for rw in doc["rewrites"]} and "Erf" in {k["tf_op"] for k in doc["kept"]}
+    r = run_fbtool("patch", model, "--in-place", "--no-verify-run")
+    assert r.returncode == 0, r.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["m.tflite"]
+    assert all(isinstance(c, int) for c in opcodes(model))      # no Flex op left in the file itself
