@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 
 from ..reader.model import Model
-from . import rules
+from . import linear, rules
 from .edit import Edit, NewTensor
 from .rules import ACTIVATION, Context, NoRule
 
@@ -86,8 +86,8 @@ class Pattern:
 
 # -- conv / MatMul, then per-channel adds and multiplies (BiasAdd, a BatchNorm's Mul and AddV2), then Relu|Relu6
 FUSED = {"Relu": "RELU", "Relu6": "RELU6"}   # conv.cc and fully_connected.cc clamp only these (not TANH)
-LINEAR = {"Conv2D": rules.conv2d, "DepthwiseConv2dNative": rules.depthwise, "MatMul": rules.matmul,
-          "BatchMatMulV2": rules.batch_matmul, "BatchMatMulV3": rules.batch_matmul}
+LINEAR = {"Conv2D": linear.conv2d, "DepthwiseConv2dNative": linear.depthwise, "MatMul": linear.matmul,
+          "BatchMatMulV2": linear.batch_matmul, "BatchMatMulV3": linear.batch_matmul}
 AFFINE = {"BiasAdd", "AddV2", "Add", "Sub", "Mul", "FusedBatchNormV3"}
 
 
@@ -98,7 +98,7 @@ def _per_channel(view: View, key: Key, x: int, channels: int, split: tuple = ())
     op, tf_op = view.op(key), view.tf_op(key)
     if tf_op == "FusedBatchNormV3" and op.inputs[0] == x:
         try:
-            scale, shift = rules.batch_norm_affine(view.context(key))
+            scale, shift = linear.batch_norm_affine(view.context(key))
         except NoRule:
             return None
         return (tf_op, None, (scale, shift)) if scale.shape == (channels,) else None

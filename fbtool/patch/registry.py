@@ -1,11 +1,11 @@
 """Every rule and pattern: the op families and patterns of their own modules joined to :mod:`.rules`
 and :mod:`.patterns`. Patterns are tried in this order, before the per-op rules."""
+from . import linear, rules
 from .einsum import einsum
 from .gelu import gelu
 from .patterns import LINEAR, Pattern, fused_linear
-from .rules import RULES as _SINGLE_OPS
 
-RULES = {**_SINGLE_OPS, "Einsum": einsum}
+RULES = {**rules.RULES, **linear.RULES, "Einsum": einsum}
 PATTERNS = [
     Pattern("fuse_bias_activation", frozenset(LINEAR), fused_linear),
     Pattern("gelu", frozenset({"Erf", "Tanh"}), gelu),
