@@ -42,7 +42,8 @@ def test_patched_keras_model_runs_without_flex_and_matches_keras(name, tmp_path)
 
 def unfused(path) -> list[str]:
     """Ops TFLite's converter would have fused away: a constant ADD/MUL or a RELU/RELU6 right after a conv
-    or FC, a CAST copy (an Identity), a Flex op left (the GELU's Erf), a BATCH_MATMUL by constant weights."""
+    or FC, a RELU/RELU6 after an ADD/SUB/MUL, a CAST copy (an Identity), a Flex op left (the GELU's Erf),
+    a BATCH_MATMUL by constant weights."""
     model = flatbuffer_utils.convert_bytearray_to_object(bytearray(path.read_bytes()))
     ops = S.BuiltinOperator
     names = {v: k for k, v in vars(ops).items() if not k.startswith("_")}
@@ -57,6 +58,8 @@ def unfused(path) -> list[str]:
             constant = other >= 0 and model.buffers[sg.tensors[other].buffer].data is not None
             if code(op) in (ops.RELU, ops.RELU6) or code(op) in (ops.ADD, ops.MUL) and constant:
                 found.append(f"{names[code(op)]} after {names[code(before)]}")
+        if before is not None and code(op) in (ops.RELU, ops.RELU6) and code(before) in (ops.ADD, ops.SUB, ops.MUL):
+            found.append(f"{names[code(op)]} after {names[code(before)]}")
         if code(op) in (ops.CAST, ops.CUSTOM):
             found.append(names[code(op)])
         if code(op) == ops.BATCH_MATMUL and model.buffers[sg.tensors[op.inputs[1]].buffer].data is not None:
@@ -77,6 +80,8 @@ def test_the_fusion_check_sees_unfused_ops(tmp_path):
     found = unfused(out)     # each conv is followed by its BatchNorm's MUL; the classifier by its bias ADD
     assert found.count("MUL after CONV_2D") == 4 and found.count("MUL after DEPTHWISE_CONV_2D") == 3
     assert "ADD after FULLY_CONNECTED" in found
+    patch_model(E2E / "resnet_style.tflite", out, skip={"fuse_activation"})
+    assert unfused(out).count("RELU after ADD") == 2      # the two residual connections
 
 
 @needs_flex_runtime

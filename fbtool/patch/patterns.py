@@ -26,7 +26,7 @@ Key = tuple[int, int]
 class View:
     """What patterns look at: the graph of each subgraph and the decoded, rewritable Flex ops."""
 
-    def __init__(self, model: Model, flex: dict[Key, tuple[str, dict]]):
+    def __init__(self, model: Model, flex: dict[Key, tuple]):   # (tf op, attrs, catalog verdict)
         self.model = model
         self.flex = flex
 
@@ -38,6 +38,10 @@ class View:
 
     def tf_op(self, key: Key) -> str | None:
         return self.flex[key][0] if key in self.flex else None
+
+    def verdict(self, key: Key):
+        """The catalog's verdict on this Flex op alone (dtypes, attrs, operands, builtin version)."""
+        return self.flex[key][2]
 
     def context(self, key: Key) -> Context:
         sg, i = key
@@ -205,3 +209,31 @@ def fused_linear(view: View, sg: int, index: int) -> Match | None:
             records[reshape] = {"builtin": "RESHAPE", "version": 1}
         return records
     return Match(taken, apply)
+
+
+# -- an elementwise ADD/SUB/MUL and the Relu/Relu6 after it (a residual connection's Add + Relu) ------
+BINARY = {"AddV2": ("ADD", "AddOptions"), "Add": ("ADD", "AddOptions"), "Sub": ("SUB", "SubOptions"),
+          "Mul": ("MUL", "MulOptions")}
+
+
+def fused_elementwise(view: View, sg: int, index: int) -> Match | None:
+    """add.cc, sub.cc and mul.cc clamp their float output by the fused activation like conv does."""
+    anchor = (sg, index)
+    verdict = view.verdict(anchor)
+    out = view.op(anchor).outputs[0]
+    nxt = view.sole_reader(sg, out)
+    if not verdict.rewritable or nxt is None or view.tf_op(nxt) not in FUSED or not view.verdict(nxt).rewritable:
+        return None
+    builtin, options = BINARY[view.tf_op(anchor)]
+    if verdict.builtin != builtin:
+        return None
+    activation = ACTIVATION[FUSED[view.tf_op(nxt)]]
+    final = view.op(nxt).outputs[0]
+
+    def apply(edit: Edit) -> dict[Key, dict]:
+        edit.replace(sg, index, builtin, verdict.version, edit.op(sg, index).inputs, [final],
+                     (options, {"fused_activation_function": activation}))
+        edit.remove(*nxt)
+        return {anchor: {"builtin": builtin, "version": verdict.version},
+                nxt: {"builtin": None, "version": None, "fused_into": index}}
+    return Match([anchor, nxt], apply)

@@ -58,7 +58,7 @@ def plan(model: Model, only: set[str] | None = None, skip: set[str] | None = Non
             verdicts[key] = catalog.assess(d.tf_op, d.attrs, list(key[2]))
         candidates[(d.subgraph, d.index)] = (entry, attrs, verdicts[key])
 
-    view = View(model, {k: (e["tf_op"], a) for k, (e, a, v) in candidates.items()})
+    view = View(model, {k: (e["tf_op"], a, v) for k, (e, a, v) in candidates.items()})
     done: dict[tuple[int, int], dict] = {}
     for pattern in PATTERNS:
         if not allowed(pattern.name):
