@@ -67,16 +67,21 @@ def matmul(ctx: Context, scale=None, bias=None) -> Rewrite:
     if not ctx.model.is_constant(w):
         return Rewrite(list(ctx.op.inputs), "BatchMatMulOptions", {"adj_x": False, "adj_y": bool(a.get("transpose_b"))},
                        builtin="BATCH_MATMUL", version=1)
-    weights = ctx.array(1)
-    out_in = weights if a.get("transpose_b") else weights.T
+    inputs, edits = _dense(ctx, bool(a.get("transpose_b")), scale, bias)
+    return Rewrite(inputs, "FullyConnectedOptions", {}, edits)
+
+
+def _dense(ctx: Context, transposed: bool, scale, bias) -> tuple[list, list]:
+    """FULLY_CONNECTED's inputs from constant weights [in, out] (or [out, in] when ``transposed``):
+    weights as [out, in], each output channel times ``scale``, and the bias (-1 for none)."""
+    out_in = ctx.array(1) if transposed else ctx.array(1).T
     if scale is not None:
         out_in = (out_in * scale[:, None]).astype(np.float32)
-    if scale is None and a.get("transpose_b"):
+    if scale is None and transposed:
         entry, edits = ctx.op.inputs[1], []
     else:
         entry, edits = ctx.relaid(1, out_in, "oi")
-    inputs = [ctx.op.inputs[0], entry, -1 if bias is None else _bias(ctx, bias, out_in.shape[0])]
-    return Rewrite(inputs, "FullyConnectedOptions", {}, edits)
+    return [ctx.op.inputs[0], entry, -1 if bias is None else _bias(ctx, bias, out_in.shape[0])], edits
 
 
 def transpose_conv(ctx: Context) -> Rewrite:
@@ -125,15 +130,7 @@ def batch_matmul(ctx: Context, scale=None, bias=None) -> Rewrite:
             raise NoRule("only a BatchMatMul with constant 2-D weights takes a bias")
         return Rewrite(list(ctx.op.inputs), "BatchMatMulOptions", {"adj_x": bool(a.get("adj_x")),
                        "adj_y": bool(a.get("adj_y"))}, builtin="BATCH_MATMUL", version=1)
-    weights = ctx.array(1)
-    out_in = weights if a.get("adj_y") else weights.T
-    if scale is not None:
-        out_in = (out_in * scale[:, None]).astype(np.float32)
-    if scale is None and a.get("adj_y"):
-        entry, edits = ctx.op.inputs[1], []
-    else:
-        entry, edits = ctx.relaid(1, out_in, "oi")
-    inputs = [ctx.op.inputs[0], entry, -1 if bias is None else _bias(ctx, bias, out_in.shape[0])]
+    inputs, edits = _dense(ctx, bool(a.get("adj_y")), scale, bias)
     return Rewrite(inputs, "FullyConnectedOptions", {"keep_num_dims": True}, edits,
                    builtin="FULLY_CONNECTED", version=5)
 
