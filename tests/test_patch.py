@@ -17,7 +17,7 @@ from ai_edge_litert.tools import flatbuffer_utils
 from conftest import FIXTURES, ROOT
 from fbtool import open_model
 from fbtool.cli.patch_cmd import flex_runtime_here
-from fbtool.patch.rewrite import apply, plan
+from fbtool.patch.rewrite import apply, patch_model, plan
 from fbtool.patch.emit import _entries
 from fbtool.patch.writer import Editor
 from fbtool.reader.model import model_from_buffer
@@ -246,3 +246,32 @@ def test_in_place_only_and_skip(tmp_path):
     assert r.returncode == 0, r.stderr
     assert [p.name for p in tmp_path.iterdir()] == ["m.tflite"]
     assert all(isinstance(c, int) for c in opcodes(model))      # no Flex op left in the file itself
+
+
+def test_a_custom_options_vector_two_ops_share_is_not_emptied(tmp_path):
+    """FlatBuffers lets two ops point at one custom_options vector; emptying it in place for one op would
+    silently empty the other's NodeDef, so such ops get new tables and the vector keeps its bytes."""
+    import struct
+
+    raw = bytearray((FIXTURES / "select_only_cnn.tflite").read_bytes())
+    with open_model(FIXTURES / "select_only_cnn.tflite") as m:
+        ops = m.subgraphs[0].operators
+        a, b = ops[31], ops[32]          # two FlexMul ops (fbtool inspect --ops): the same NodeDef
+        ed = Editor(m)
+        field = a.t.field_pos("custom_options")
+        target = ed.target(b.t, "custom_options")
+        if target < field:
+            a, b = b, a
+            field, target = a.t.field_pos("custom_options"), ed.target(b.t, "custom_options")
+        size = struct.unpack_from("<I", raw, target)[0]
+    struct.pack_into("<I", raw, field, target - field)
+    shared = tmp_path / "shared.tflite"
+    shared.write_bytes(bytes(raw))
+    out = tmp_path / "out.tflite"
+    doc = patch_model(shared, out)
+    assert {rw["index"] for rw in doc["rewrites"]} >= {31, 32}
+    data = out.read_bytes()
+    shift = len(data) - len(raw)
+    assert struct.unpack_from("<I", data, target + shift)[0] == size > 0
+    with open_model(out) as p:
+        assert all(op.opcode.kind == "builtin" for op in p.subgraphs[0].operators)

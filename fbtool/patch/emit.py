@@ -75,9 +75,9 @@ def emit(model: Model, edit: Edit) -> Editor:
 
     subgraph_tables = _entries(ed, ed.target(root, "subgraphs"))
     targets = list(subgraph_tables)
-    plans = {}
+    plans, shared = {}, _shared_options(ed, model)
     for sg in range(len(model.subgraphs)):
-        plans[sg] = _operator_entries(ed, model, edit, codes, sg)
+        plans[sg] = _operator_entries(ed, model, edit, codes, sg, shared)
         g = edit.subgraphs.get(sg)
         if plans[sg] is not None or (g and (g.tensors or g.outputs is not None)):
             targets[sg] = None
@@ -108,7 +108,18 @@ def emit(model: Model, edit: Edit) -> Editor:
     return ed
 
 
-def _operator_entries(ed: Editor, model: Model, edit: Edit, codes: _Codes, sg: int) -> list | None:
+def _shared_options(ed: Editor, model: Model) -> set[int]:
+    """custom_options vectors more than one op points at: never emptied in place for one of them."""
+    seen, shared = set(), set()
+    for s in model.subgraphs:
+        for op in s.operators:
+            target = ed.target(op.t, "custom_options")
+            if target is not None:
+                (shared if target in seen else seen).add(target)
+    return shared
+
+
+def _operator_entries(ed: Editor, model: Model, edit: Edit, codes: _Codes, sg: int, shared: set) -> list | None:
     """Per op of the patched subgraph: an :class:`Orig` table, or the :class:`Op` to write.
     None when the operators vector can stay as it is."""
     originals = model.subgraphs[sg].operators
@@ -117,13 +128,13 @@ def _operator_entries(ed: Editor, model: Model, edit: Edit, codes: _Codes, sg: i
     for i, op in enumerate(ops if ops is not None else originals):
         if not isinstance(op, Op):     # an untouched subgraph: only its op codes may move
             op = Op(op.index, op.opcode_index, op.inputs, op.outputs)
-        entry = _in_place(ed, model, sg, op, codes.index[op.opcode])
+        entry = _in_place(ed, model, sg, op, codes.index[op.opcode], shared)
         entries.append(entry if entry is not None else op)
         same = same and entry is not None and op.original == i
     return None if same else entries
 
 
-def _in_place(ed: Editor, model: Model, sg: int, op: Op, opcode_index: int) -> Orig | None:
+def _in_place(ed: Editor, model: Model, sg: int, op: Op, opcode_index: int, shared: set) -> Orig | None:
     """The original table, made right by in-place writes, when the op keeps its inputs, outputs
     and options; None when it needs a new table."""
     if op.original is None or op.options is not None:
@@ -131,17 +142,16 @@ def _in_place(ed: Editor, model: Model, sg: int, op: Op, opcode_index: int) -> O
     orig = model.subgraphs[sg].operators[op.original]
     if op.inputs != orig.inputs or op.outputs != orig.outputs:
         return None
+    custom = ed.target(orig.t, "custom_options")
+    if op.builtin and (custom in shared or orig.t.get("large_custom_options_size")):
+        return None
     if opcode_index != orig.opcode_index:
         at = orig.t.field_pos("opcode_index")
         if at is None:
             return None
         ed.put(at, "I", opcode_index)
-    if op.builtin:
-        if orig.t.get("large_custom_options_size"):
-            return None
-        custom = ed.target(orig.t, "custom_options")
-        if custom is not None:      # an empty vector: the NodeDef bytes stay behind, unreferenced
-            ed.put(custom, "I", 0)
+    if op.builtin and custom is not None:    # an empty vector: the NodeDef bytes stay behind, unreferenced
+        ed.put(custom, "I", 0)
     return Orig(orig.t.pos)
 
 
