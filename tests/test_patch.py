@@ -275,3 +275,34 @@ def test_a_custom_options_vector_two_ops_share_is_not_emptied(tmp_path):
     assert struct.unpack_from("<I", data, target + shift)[0] == size > 0
     with open_model(out) as p:
         assert all(op.opcode.kind == "builtin" for op in p.subgraphs[0].operators)
+
+
+@pytest.mark.parametrize("shared_field", ["shape", "data"])
+def test_weights_sharing_a_vector_are_not_edited_in_place(shared_field, tmp_path):
+    """Two conv filters of resnet_style may point at one shape vector, or their buffers at one data
+    vector (FlatBuffers allows it); editing it in place for one filter would change the other, so both
+    become new constants."""
+    import struct
+
+    src = FIXTURES / "e2e" / "resnet_style.tflite"
+    raw = bytearray(src.read_bytes())
+    with open_model(src) as m:
+        tensors = m.subgraphs[0].tensors          # filters 3, 4, 5, 7: [3,3,16,16] (fbtool inspect --ops)
+        buffers = m.root.get("buffers")
+        tables = {t.index: t.t if shared_field == "shape" else buffers[t.buffer] for t in (tensors[4], tensors[5])}
+        (ia, a), (ib, b) = sorted(tables.items(), key=lambda kv: kv[1].field_pos(shared_field))
+        field, target = a.field_pos(shared_field), Editor(m).target(b, shared_field)
+        assert target > field
+        before = [m.buffer_bytes(tensors[i].buffer) for i in (ia, ib)]
+    struct.pack_into("<I", raw, field, target - field)
+    shared = tmp_path / "shared.tflite"
+    shared.write_bytes(bytes(raw))
+    out, plain = tmp_path / "out.tflite", tmp_path / "plain.tflite"
+    patch_model(shared, out)
+    patch_model(src, plain)
+    with open_model(out) as p, open_model(plain) as q:
+        t = p.subgraphs[0].tensors
+        assert len(t) == len(q.subgraphs[0].tensors) + 2              # two re-laid-out copies more
+        assert t[ia].shape == t[ib].shape == (3, 3, 16, 16)             # the originals untouched
+        assert p.buffer_bytes(t[ib].buffer) == before[1]
+        assert t[3].shape == t[7].shape == (16, 3, 3, 16)               # the others, in place

@@ -7,6 +7,8 @@ legalize_patterns.td, prepare_tf.cc and the kernels' option structs (schema.fbs)
 """
 from __future__ import annotations
 
+import weakref
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -66,6 +68,39 @@ class Rewrite:
 
 
 @dataclass
+class _Usage:
+    readers: list          # per subgraph: Counter of tensor index -> ops reading it
+    buffers: Counter       # buffer index -> tensors using it
+    shared_shapes: set     # shape vectors more than one tensor points at
+    shared_data: set       # data vectors more than one buffer points at
+
+
+_USAGE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _target(table, at: int) -> int:
+    return at + int.from_bytes(table.buf[at:at + 4], "little")
+
+
+def _usage(model) -> _Usage:
+    """Who uses what, counted once per model (a per-weight count would be quadratic)."""
+    if model not in _USAGE:
+        seen, shared, buffers = set(), set(), Counter()
+        for sg in model.subgraphs:
+            for t in sg.tensors:
+                buffers[t.buffer] += 1
+                for name in ("shape", "shape_signature"):
+                    at = t.t.field_pos(name)
+                    if at:
+                        vec = _target(t.t, at)
+                        (shared if vec in seen else seen).add(vec)
+        readers = [Counter(i for op in sg.operators for i in set(op.inputs)) for sg in model.subgraphs]
+        spans = Counter(b.data.offset for b in model.buffers if b.data)
+        _USAGE[model] = _Usage(readers, buffers, shared, {at for at, n in spans.items() if n > 1})
+    return _USAGE[model]
+
+
+@dataclass
 class Context:
     model: object
     subgraph: int
@@ -91,12 +126,17 @@ class Context:
         return tuple(self.array(position).ravel().tolist())
 
     def sole_user(self, position: int) -> bool:
-        """Whether a weight may be re-laid out in place: it belongs to this op alone."""
+        """Whether a weight may be re-laid out in place: this op alone reads the tensor, no other
+        tensor uses its buffer, and no other tensor or buffer shares its shape vectors or its data
+        (FlatBuffers allows all of these)."""
         ti = self.op.inputs[position]
         t = self.graph.tensors[ti]
-        users = sum(ti in op.inputs for op in self.graph.operators)
-        sharing = sum(x.buffer == t.buffer for sg in self.model.subgraphs for x in sg.tensors)
-        return users == 1 and sharing == 1 and ti not in self.graph.outputs
+        use = _usage(self.model)
+        shapes = [t.t.field_pos(n) for n in ("shape", "shape_signature")]
+        data = self.model.buffers[t.buffer].data
+        return (use.readers[self.subgraph][ti] == 1 and use.buffers[t.buffer] == 1
+                and ti not in self.graph.outputs and not (data and data.offset in use.shared_data)
+                and not any(_target(t.t, at) in use.shared_shapes for at in shapes if at))
 
     def relaid(self, position: int, array: np.ndarray, suffix: str) -> tuple[object, list]:
         """A weight with a new layout: edited in place when this op is its sole user (same size),
