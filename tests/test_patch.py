@@ -239,6 +239,9 @@ def test_in_place_only_and_skip(tmp_path):
     doc = json.loads(r.stdout)
     assert sorted({rw["tf_op"] for rw in doc["rewrites"]}) == ["MaxPool", "Softmax"]
     assert all(k["reason"] == "left out by --only/--skip" for k in doc["kept"] if k["tf_op"] == "Mul")
+    r = run_fbtool("patch", model, "--skip", "Conv2D", "--json", "--dry-run")     # no pattern takes it either
+    doc = json.loads(r.stdout)
+    assert [k["index"] for k in doc["kept"] if k["tf_op"] == "Conv2D"] == [0, 9]
     r = run_fbtool("patch", model, "--skip", "gelu", "--json", "--dry-run")
     doc = json.loads(r.stdout)
     assert "GELU" not in {rw["builtin"] for rw in doc["rewrites"]} and "Erf" in {k["tf_op"] for k in doc["kept"]}

@@ -67,7 +67,8 @@ def plan(model: Model, only: set[str] | None = None, skip: set[str] | None = Non
             if key in done or candidates[key][0]["tf_op"] not in pattern.anchors:
                 continue
             match = pattern.match(view, *key)
-            if match and not any(k in done for k in match.ops):
+            # a pattern takes no op that is taken already or whose TF op the user skipped
+            if match and not any(k in done or candidates[k][0]["tf_op"] in (skip or ()) for k in match.ops):
                 for k, record in match.apply(result.edit).items():
                     done[k] = {**candidates[k][0], "rule": pattern.name, **record}
 
@@ -75,7 +76,10 @@ def plan(model: Model, only: set[str] | None = None, skip: set[str] | None = Non
         if key in done:
             continue
         record = _single(model, result.edit, key, entry, attrs, verdict, catalog, allowed)
-        (done.__setitem__(key, record) if "builtin" in record else result.kept.append(record))
+        if "builtin" in record:
+            done[key] = record
+        else:
+            result.kept.append(record)
     for record in done.values():
         needs = [catalog.min_runtime(record["builtin"], record["version"])] if record["builtin"] else []
         needs += [catalog.min_runtime(*_builtin_version(text)) for text in record.get("inserted", [])]
