@@ -4,6 +4,7 @@ from __future__ import annotations
 import sys
 
 from ..errors import ModelError
+from .options import count
 
 
 def add_parser(sub) -> None:
@@ -12,8 +13,8 @@ def add_parser(sub) -> None:
     p.add_argument("model")
     p.add_argument("--format", choices=("dot", "graphml", "json"), default="dot")
     p.add_argument("-o", "--output", help="write here instead of stdout")
-    p.add_argument("--subgraph", type=int, default=0, help="which subgraph (default 0)")
-    p.add_argument("--island", type=int, help="only this Flex island (see `fbtool flex`) and its tensors")
+    p.add_argument("--subgraph", type=count, default=0, help="which subgraph (default 0)")
+    p.add_argument("--island", type=count, help="only this Flex island (see `fbtool flex`) and its tensors")
     p.add_argument("--no-verify", action="store_true", help="skip the semantic checks (bounds checks always run)")
     p.set_defaults(run=run)
 
@@ -21,6 +22,7 @@ def add_parser(sub) -> None:
 def run(args, out) -> int:
     from ..graph import build_graph, find_islands
     from ..graph.export import cut, export
+    from ..output import write_text
     from ..reader.model import open_model
 
     with open_model(args.model, verify=not args.no_verify) as model:
@@ -36,8 +38,7 @@ def run(args, out) -> int:
             island = islands[args.island]
         text = export(cut(g, island), args.format)
     if args.output:
-        with open(args.output, "w", encoding="utf-8") as f:
-            f.write(text)
+        write_text(args.output, text)
         print(f"wrote {args.output}", file=sys.stderr)
     else:
         out.write(text)

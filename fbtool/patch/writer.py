@@ -19,7 +19,7 @@ import shutil
 import struct
 import tempfile
 
-from ..errors import ModelError
+from ..output import open_output
 from ..reader.model import SCHEMA, Model, open_model
 from ..reader.table import Table
 
@@ -224,41 +224,18 @@ def _copy(src_fd: int, dst_fd: int, offset: int, count: int) -> None:
 
 
 def write_patched(source: str, editor: Editor | None, out: str, check=None) -> None:
-    """Write the patched model (or, with no editor, a copy of ``source``) to a temp file beside
-    ``out``, stream by stream; verify it with fbtool's own verifier, let ``check(temp_path)`` veto
-    it by raising, then fsync and rename: ``out`` is never partial, and nothing is written on failure."""
-    folder = os.path.dirname(os.path.abspath(out))
-    fd, tmp = tempfile.mkstemp(prefix=".fbtool-", suffix=".tflite", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            with open(source, "rb") as src:
-                if editor is None:
-                    shutil.copyfileobj(src, f, CHUNK)
-                else:
-                    f.flush()
-                    editor.write_to(f.fileno(), src.fileno())
-            f.flush()
-            os.fsync(f.fileno())
-        with open_model(tmp, trusted=editor.trusted() if editor else None):
+    """Write the patched model (or, with no editor, a copy of ``source``) to ``out`` through
+    :func:`fbtool.output.open_output`: a temp file, verified by fbtool's own verifier, vetoed by
+    ``check(temp_path)`` if it raises, then put in place; nothing is written on failure."""
+    def verified(temp: str) -> None:
+        with open_model(temp, trusted=editor.trusted() if editor else None):
             pass
         if check is not None:
-            check(tmp)
-        os.replace(tmp, out)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    _sync_folder(folder, out)
+            check(temp)
 
-
-def _sync_folder(folder: str, out: str) -> None:
-    try:
-        dir_fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError as e:  # some file systems cannot fsync a directory; the rename itself is done
-        raise ModelError(f"could not sync the folder: {e}", path=out) from None
-    finally:
-        os.close(dir_fd)
+    with open_output(out, check=verified) as f, open(source, "rb") as src:
+        if editor is None:
+            shutil.copyfileobj(src, f, CHUNK)
+        else:
+            f.flush()
+            editor.write_to(f.fileno(), src.fileno())

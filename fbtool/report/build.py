@@ -1,10 +1,8 @@
 """``fbtool report``: gather, draw, render, and write the page atomically."""
 from __future__ import annotations
 
-import os
-import tempfile
-
 from ..errors import ModelError, UsageError
+from ..output import write_text
 from . import changes as ch
 from . import sections
 from .drawing import draw, focus_on
@@ -97,20 +95,5 @@ def _focus_text(m: ModelFacts, subgraph, island) -> str:
 
 
 def write_report(path: str, text: str) -> None:
-    """Temp file in the same folder, then rename: a reader never sees half a page, and a failure
-    leaves no file behind (nor clobbers an older report)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".fbtool-report-", suffix=".html", dir=folder)
-    except OSError as e:
-        raise UsageError(f"cannot write {path}: {e.strerror or e}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException as e:
-        os.unlink(tmp)
-        if isinstance(e, OSError):
-            raise UsageError(f"cannot write {path}: {e.strerror or e}") from None
-        raise
+    """Atomically, through :func:`fbtool.output.write_text`: a reader never sees half a page."""
+    write_text(path, text)
