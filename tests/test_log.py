@@ -92,9 +92,18 @@ def test_join_reports_both_sides():
 
 
 def test_unrecognised_text_and_stdin():
-    p = subprocess.run([sys.executable, "-m", "fbtool", "log", "-"], input="hello\nworld\n\x00\xff binary junk\n",
+    p = subprocess.run([sys.executable, "-m", "fbtool", "log", "-"], input="hello\nworld\n\xff not UTF-8\n",
                        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert p.returncode == 0 and p.stdout == "-: no TFLite conversion problems found (3 lines read)\n"
+
+
+def test_utf16_log_from_powershell(tmp_path):
+    """PowerShell's `>` writes UTF-16 with a byte-order mark: read as the same log."""
+    src = FIXTURES / "logs" / "tf2.18_keras_layers_error.log"
+    (tmp_path / "u16.log").write_bytes(src.read_text(encoding="utf-8").encode("utf-16"))
+    a, b = run_fbtool("log", "--json", src), run_fbtool("log", "--json", tmp_path / "u16.log")
+    assert a.returncode == b.returncode == 0
+    assert json.loads(a.stdout)["ops"] == json.loads(b.stdout)["ops"] != []
 
 
 def test_missing_log_file(tmp_path):
@@ -102,11 +111,14 @@ def test_missing_log_file(tmp_path):
     assert r.returncode == 2 and r.stderr == f"fbtool: error: {tmp_path / 'none.log'}: No such file or directory\n"
 
 
-def test_binary_garbage_is_not_an_error(tmp_path):
+def test_binary_input_is_refused(tmp_path):
+    """A model or other binary data is not a log: one error line, not "no problems found"."""
     p = tmp_path / "x.log"
     p.write_bytes(os.urandom(200_000))
     r = run_fbtool("log", "--json", p)
-    assert r.returncode == 0 and json.loads(r.stdout)["problems_found"] is False
+    assert r.returncode == 2 and r.stdout == "" and r.stderr.count("\n") == 1 and "binary data" in r.stderr
+    r = run_fbtool("log", FIXTURES / "mixed_flex.tflite")
+    assert r.returncode == 2 and "is a .tflite model, not a log" in r.stderr
 
 
 def test_huge_log_streams_in_bounded_memory(tmp_path):

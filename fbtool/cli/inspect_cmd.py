@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import json
+import sys
+
+from ..errors import ModelError
 
 from ..inspect import inspect_model
 from .style import Style
@@ -10,8 +13,9 @@ from .style import Style
 def add_parser(sub) -> None:
     p = sub.add_parser("inspect", help="what is in a model, without TensorFlow",
                        description="Summarize a .tflite model: ops, tensors, signatures, weights, metadata.")
-    p.add_argument("model")
-    p.add_argument("--json", action="store_true", help="print the full JSON document (schemas/inspect.schema.json)")
+    p.add_argument("models", nargs="+", metavar="MODEL")
+    p.add_argument("--json", action="store_true", help="print the full JSON document (schemas/inspect.schema.json); "
+                                                       "one line per model")
     p.add_argument("--ops", action="store_true", help="list every operator")
     p.add_argument("--tensors", action="store_true", help="list every tensor")
     p.add_argument("--no-verify", action="store_true",
@@ -22,13 +26,24 @@ def add_parser(sub) -> None:
 
 
 def run(args, out) -> int:
-    doc = inspect_model(args.model, verify=not args.no_verify, sha256=args.sha256)
-    if args.json:
-        # json.dumps without indent is the C encoder; json.dump and indent fall back to pure Python.
-        out.write(json.dumps(doc) + "\n")
-    else:
-        out.write("\n".join(render(doc, Style(out), args.ops, args.tensors)) + "\n")
-    return 0
+    """Each model in turn; a bad one is reported on stderr and the rest are still inspected (exit 2)."""
+    status = 0
+    for i, path in enumerate(args.models):
+        try:
+            doc = inspect_model(path, verify=not args.no_verify, sha256=args.sha256)
+        except ModelError as e:
+            if len(args.models) == 1:
+                raise
+            out.flush()
+            print(f"fbtool: error: {e.path or path}: {e}", file=sys.stderr)
+            status = 2
+            continue
+        if args.json:
+            # json.dumps without indent is the C encoder; json.dump and indent fall back to pure Python.
+            out.write(json.dumps(doc) + "\n")
+        else:
+            out.write(("\n" if i else "") + "\n".join(render(doc, Style(out), args.ops, args.tensors)) + "\n")
+    return status
 
 
 def _shape(t: dict) -> str:

@@ -1,11 +1,14 @@
 """``fbtool log``: what a converter or runtime log says is wrong, and what to do about it."""
 from __future__ import annotations
 
+import io
 import json
 import sys
 
 from ..errors import ModelError
 from .style import Style
+
+SNIFF = 4096
 
 
 def add_parser(sub) -> None:
@@ -25,11 +28,11 @@ def run(args, out) -> int:
     from ..reader.model import open_model
 
     if args.log == "-":
-        report = parse_log(sys.stdin)
+        report = parse_log(text_of(sys.stdin.buffer, "standard input"))
     else:
         try:
-            with open(args.log, encoding="utf-8", errors="replace") as f:
-                report = parse_log(f)
+            with open(args.log, "rb") as f:
+                report = parse_log(text_of(f, args.log))
         except OSError as e:
             raise ModelError(e.strerror or str(e), path=args.log) from None
     doc = describe_log(report, args.log)
@@ -41,6 +44,20 @@ def run(args, out) -> int:
     else:
         out.write("\n".join(render(doc, Style(out))) + "\n")
     return 0
+
+
+def text_of(stream, name: str) -> io.TextIOWrapper:
+    """The log as text: UTF-8, or UTF-16 with a byte-order mark (PowerShell's ``>`` writes that).
+    Binary data is refused rather than reported as "no problems found"."""
+    buffered = stream if hasattr(stream, "peek") else io.BufferedReader(stream)
+    head = buffered.peek(SNIFF)[:SNIFF]
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return io.TextIOWrapper(buffered, encoding="utf-16", errors="replace")
+    if head[4:8] == b"TFL3":
+        raise ModelError("this is a .tflite model, not a log (fbtool inspect or fbtool flex read models)", path=name)
+    if b"\0" in head:
+        raise ModelError("binary data (a NUL byte in the first bytes), not converter or runtime text", path=name)
+    return io.TextIOWrapper(buffered, encoding="utf-8", errors="replace")
 
 
 def _where(loc: dict) -> str:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 
 def add_parser(sub) -> None:
@@ -26,11 +27,15 @@ def run(args, out) -> int:
     elif args.list_flex_ops:
         out.write(list_flex_ops_format(doc))
     else:
-        lines = [f"{len(doc['models'])} model(s)", "builtin ops (op version):"]
+        read = len(doc["models"]) - len(doc["errors"])
+        lines = [f"{read} model(s)" + (f" ({len(doc['errors'])} could not be read)" if doc["errors"] else ""),
+                 "builtin ops (op version):"]
         lines += [f"  {b['op']} {b['version']}" for b in doc["builtin"]]
         lines.append(f"Flex ops ({len(doc['flex'])}):" if doc["flex"] else "Flex ops: none")
         lines += [f"  {f['tf_op']}" for f in doc["flex"]]
         lines.append(f"custom ops ({len(doc['custom'])}):" if doc["custom"] else "custom ops: none")
         lines += [f"  {c['custom_code']}" for c in doc["custom"]]
         out.write("\n".join(lines) + "\n")
-    return 0
+    for e in doc["errors"]:
+        print(f"fbtool: error: {e['model']}: {e['error']}", file=sys.stderr)
+    return 2 if doc["errors"] else 0

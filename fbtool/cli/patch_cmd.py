@@ -8,6 +8,8 @@ import os
 import sys
 
 from ..errors import UsageError
+from ..output import Destination
+from .options import count, names, shape, tolerance
 from .style import Style
 
 FLEX_LAST = (2, 18)   # the last TensorFlow whose Python interpreter links the Flex delegate
@@ -43,11 +45,15 @@ def _verify_options(p) -> None:
     p.add_argument("--python", help="Python to run the models with (default: this one); it needs TensorFlow "
                                     "<= 2.18.1 for models with Flex ops, ai-edge-litert or TensorFlow otherwise")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--runs", type=int, default=3, help="random input sets (default 3)")
+    p.add_argument("--runs", type=count, default=3, help="random input sets (default 3; 0 needs --inputs)")
     p.add_argument("--inputs", metavar="NPZ", help="also run on these arrays (an .npz keyed by input name)")
-    p.add_argument("--rtol", type=float, default=1e-5, help="relative to the output's largest value (default 1e-5; "
-                                                            "at least 1e-3 for float16; integers must match exactly)")
-    p.add_argument("--atol", type=float, default=1e-6)
+    p.add_argument("--shape", type=shape, action="append", default=[], metavar="NAME=DIMS",
+                   help="the shape of random inputs for input NAME, e.g. audio=1,16000 (repeatable); without it "
+                        "a dynamic dimension takes the size the model was last resized to")
+    p.add_argument("--rtol", type=tolerance, default=1e-5, help="relative to the output's largest value (default "
+                                                                "1e-5; at least 1e-3 for float16; integers must "
+                                                                "match exactly)")
+    p.add_argument("--atol", type=tolerance, default=1e-6)
     p.add_argument("--no-per-op", action="store_true", help="compare whole models only, not each rewritten op "
                                                             "against TensorFlow")
 
@@ -65,38 +71,62 @@ def flex_runtime_here() -> bool:
     return False
 
 
+def _verify_settings(args) -> dict:
+    if args.runs == 0 and not args.inputs:
+        raise UsageError("--runs 0 leaves nothing to run: give --inputs NPZ, or at least one random run")
+    return {"python": args.python, "seed": args.seed, "runs": args.runs, "rtol": args.rtol, "atol": args.atol,
+            "inputs": args.inputs, "per_op": not args.no_per_op, "shapes": dict(args.shape)}
+
+
 def _verifier(args):
     from ..verify.compare import verify_models
 
-    def verify(original, candidate):
-        return verify_models(original, candidate, args.python, args.seed, args.runs, args.rtol, args.atol,
-                             inputs=args.inputs, per_op=not args.no_per_op)
-    return verify
+    settings = _verify_settings(args)
+    return lambda original, candidate: verify_models(original, candidate, **settings)
 
 
 def run_patch(args, out) -> int:
     from ..patch.rewrite import VerificationFailed, patch_model
 
+    if args.in_place and args.output:
+        raise UsageError("--in-place replaces MODEL itself: give it or -o OUT, not both")
     if args.in_place:
         args.output = args.model
+    elif args.output and Destination(args.output).same_file(args.model):
+        raise UsageError(f"-o {args.output} is MODEL itself: use --in-place to replace it")
     if not args.output and not args.dry_run:
         raise UsageError("say where to write: -o OUT, --in-place or --dry-run")
+    if args.output and not args.dry_run:
+        Destination(args.output)   # a bad output path is reported before any work is done
+    only, skip = _rules(args.only, "--only"), _rules(args.skip, "--skip")
     verify = None
     if not args.no_verify_run and (args.python or flex_runtime_here()):
         verify = _verifier(args)
     try:
-        doc = patch_model(args.model, args.output, args.dry_run, verify, _names(args.only), _names(args.skip))
+        doc = patch_model(args.model, args.output, args.dry_run, verify, only, skip)
     except VerificationFailed as e:
         doc = e.doc
         _print(doc, args, out)
-        print(f"fbtool: error: {args.model}: verification failed; nothing was written", file=sys.stderr)
+        v = doc["verification"]
+        why = v["error"] if "error" in v else "the patched model does not compute what the original does"
+        print(f"fbtool: error: {args.model}: verification failed ({why}); nothing was written", file=sys.stderr)
         return 2
     _print(doc, args, out)
     return 0
 
 
-def _names(text: str | None) -> set[str] | None:
-    return {n.strip() for n in text.split(",") if n.strip()} if text else None
+def _rules(text: str | None, option: str) -> set[str] | None:
+    from ..patch.rewrite import rule_names
+
+    if text is None:
+        return None
+    wanted, known = names(text), rule_names()
+    unknown = sorted(wanted - known)
+    if unknown or not wanted:
+        raise UsageError(f"{option}: no rule named {', '.join(unknown) or repr(text)}; rules are the patterns "
+                         f"{', '.join(sorted(n for n in known if n.islower()))} and the TF ops "
+                         f"{', '.join(sorted(n for n in known if not n.islower()))}")
+    return wanted
 
 
 def _print(doc: dict, args, out) -> None:
@@ -116,7 +146,8 @@ def _print(doc: dict, args, out) -> None:
         if "fused_into" in r:
             continue
         if r.get("removed"):
-            what = "removed, its readers read its input"
+            what = "removed, its readers read its input" + (
+                f" ({', '.join(r['inserted'])} copies it into a model output)" if r.get("inserted") else "")
         else:
             what = f"{r['builtin']} v{r['version']}"
             with_ops = fused.get((r["subgraph"], r["index"]))
@@ -167,8 +198,14 @@ def run_verify(args, out) -> int:
     for path in (args.model, args.patched):
         if not os.path.exists(path):
             raise UsageError(f"{path}: No such file or directory")
-    report = verify_models(args.model, args.patched, args.python, args.seed, args.runs, args.rtol, args.atol,
-                           inputs=args.inputs, per_op=not args.no_per_op)
+    report = verify_models(args.model, args.patched, **_verify_settings(args))
+    if "error" in report:   # nothing was compared: an error, in JSON as in text
+        if args.json:
+            out.write(json.dumps(report) + "\n")
+        where = {"original": args.model, "patched": args.patched}.get(report.get("model"),
+                                                                       f"{args.model} vs {args.patched}")
+        print(f"fbtool: error: {where}: {report['error']}", file=sys.stderr)
+        return 2
     if args.json:
         out.write(json.dumps(report) + "\n")
     else:

@@ -6,6 +6,7 @@ import os
 import sys
 
 from ..errors import UsageError
+from .options import count
 
 
 def add_parser(sub) -> None:
@@ -16,8 +17,8 @@ def add_parser(sub) -> None:
     p.add_argument("model", metavar="MODEL", help="the model (the original, with --patched)")
     p.add_argument("-o", "--output", required=True, help="the HTML file to write")
     p.add_argument("--patched", metavar="PATCHED", help="a patched copy of MODEL (from fbtool patch): before/after")
-    p.add_argument("--subgraph", type=int, help="draw only this subgraph (default: all)")
-    p.add_argument("--island", type=int, help="draw only this Flex island (of --subgraph, default 0) and its tensors")
+    p.add_argument("--subgraph", type=count, help="draw only this subgraph (default: all)")
+    p.add_argument("--island", type=count, help="draw only this Flex island (of --subgraph, default 0) and its tensors")
     p.add_argument("--collapse", choices=("auto", "always", "never"), default="auto",
                    help="draw each Flex island as one node: auto (above 200 ops in a drawing), always, never")
     p.add_argument("--verify", action="store_true",

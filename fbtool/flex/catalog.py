@@ -118,6 +118,11 @@ class Catalog:
         self._allowlist = frozenset(catalog["flex_allowlist"])
         self._runtimes: dict[str, dict[str, str]] = runtimes["ops"]
 
+    @property
+    def ops(self) -> dict[str, dict]:
+        """Every TF op fbtool knows, by name."""
+        return self._ops
+
     def entry(self, tf_op: str) -> dict | None:
         """The catalog entry of a TF op (``AddV2``), or None when fbtool does not know it."""
         return self._ops.get(tf_op)

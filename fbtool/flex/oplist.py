@@ -3,16 +3,24 @@ from __future__ import annotations
 
 import os
 
+from ..errors import ModelError
 from ..reader.model import open_model
 
 
 def list_ops(paths: list[str | os.PathLike], verify: bool = True) -> dict:
-    """Builtin (op, version) pairs, Flex TF ops and custom codes used across ``paths``."""
+    """Builtin (op, version) pairs, Flex TF ops and custom codes used across ``paths``. A model
+    that cannot be read is listed under ``errors`` and the others are still counted."""
     builtins: dict[tuple[str, int], set[str]] = {}
     flex: dict[str, set[str]] = {}
     custom: dict[str, set[str]] = {}
+    errors = []
     for path in map(os.fspath, paths):
-        with open_model(path, verify=verify) as model:
+        try:
+            model = open_model(path, verify=verify)
+        except ModelError as e:
+            errors.append({"model": path, "error": str(e)})
+            continue
+        with model:
             for sg in model.subgraphs:
                 for op in sg.operators:
                     oc = op.opcode
@@ -27,6 +35,7 @@ def list_ops(paths: list[str | os.PathLike], verify: bool = True) -> dict:
         "builtin": [{"op": name, "version": v, "models": sorted(ms)} for (name, v), ms in sorted(builtins.items())],
         "flex": [{"tf_op": name, "models": sorted(ms)} for name, ms in sorted(flex.items())],
         "custom": [{"custom_code": name, "models": sorted(ms)} for name, ms in sorted(custom.items())],
+        "errors": errors,
     }
 
 

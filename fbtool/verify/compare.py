@@ -43,16 +43,26 @@ def within(entry: dict, rtol: float, atol: float, dtype: str | None = None) -> b
 
 def verify_models(original: str, patched: str, python: str | None = None, seed: int = 0, runs: int = 3,
                   rtol: float = RTOL, atol: float = ATOL, timeout: int = 600, inputs: str | None = None,
-                  per_op: bool = True) -> dict:
+                  per_op: bool = True, shapes: dict[str, tuple[int, ...]] | None = None) -> dict:
     """Run both models (every signature, ``runs`` seeded random input sets plus the arrays of
     ``inputs``, an .npz keyed by input name) and, with ``per_op``, check each rewritten group of
-    Flex ops against TensorFlow; the report of ``fbtool verify --json``."""
+    Flex ops against TensorFlow; the report of ``fbtool verify --json``. Random inputs take
+    ``shapes`` (input name -> dims) where given, else the model's stored shape for dynamic dims.
+
+    A model that cannot run gives ``{"ok": False, "error", "model": "original"|"patched"}``.
+    Raises UsageError for settings that cannot work (no runs, unknown input names, bad shapes).
+    """
+    if runs < 0 or rtol < 0 or atol < 0 or not (runs or inputs):
+        raise UsageError("verify needs runs >= 0 (or inputs when 0), rtol >= 0 and atol >= 0")
     flex = [_has_flex(original), _has_flex(patched)]
     if inputs:
         _check_inputs(original, inputs)
+    if shapes:
+        _check_shapes(original, shapes)
     with tempfile.TemporaryDirectory(prefix="fbtool-verify-") as scratch:
         cfg = {"original": os.path.abspath(original), "patched": os.path.abspath(patched), "flex": flex,
-               "seed": seed, "runs": runs, "inputs": inputs and os.path.abspath(inputs), "groups": None}
+               "seed": seed, "runs": runs, "inputs": inputs and os.path.abspath(inputs), "groups": None,
+               "shapes": {k: list(v) for k, v in (shapes or {}).items()}}
         if per_op:
             with open_model(original) as a, open_model(patched) as b:
                 cfg["groups"], constants = rewrite_groups(a, b)
@@ -77,6 +87,28 @@ def verify_models(original: str, patched: str, python: str | None = None, seed: 
     return report
 
 
+def _input_tensors(m) -> dict:
+    """Input name -> tensor, over every signature (subgraph 0's inputs for a model without)."""
+    if m.signatures:
+        return {n: m.subgraphs[s.subgraph].tensors[i] for s in m.signatures for n, i in s.inputs.items()}
+    sg = m.subgraphs[0]
+    return {sg.tensors[i].name: sg.tensors[i] for i in sg.inputs}
+
+
+def _check_shapes(model: str, shapes: dict) -> None:
+    """Every --shape names an input, with its rank and its fixed dimensions."""
+    with open_model(model) as m:
+        tensors = _input_tensors(m)
+    for name, dims in shapes.items():
+        t = tensors.get(name)
+        if t is None:
+            raise UsageError(f"--shape {name}: {model} has no input {name!r} (inputs: {', '.join(sorted(tensors))})")
+        want = t.shape_signature
+        if len(dims) != len(want) or any(w >= 0 and w != d for w, d in zip(want, dims)):
+            shown = "[" + ",".join("?" if w < 0 else str(w) for w in want) + "]"
+            raise UsageError(f"--shape {name}={','.join(map(str, dims))} does not fit the input's shape {shown}")
+
+
 def _check_inputs(model: str, path: str) -> None:
     """The user's .npz must hold an array for every signature input (by name or ``input:<name>``)."""
     try:
@@ -85,8 +117,7 @@ def _check_inputs(model: str, path: str) -> None:
     except (OSError, ValueError) as e:
         raise UsageError(f"{path}: not a readable .npz file ({e})") from None
     with open_model(model) as m:
-        names = {n for sig in m.signatures for n in sig.inputs} or {
-            m.subgraphs[0].tensors[i].name for i in m.subgraphs[0].inputs}
+        names = set(_input_tensors(m))
     missing = sorted(n for n in names if n not in keys and f"input:{n}" not in keys)
     if missing:
         raise UsageError(f"{path}: no array for input(s) {', '.join(missing)} (has: {', '.join(sorted(keys)) or 'none'})")

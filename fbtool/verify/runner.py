@@ -3,8 +3,9 @@
 Executed as a script in its own process (models are programs: a crash here is reported, not
 inherited), by a Python that has the runtimes: TensorFlow <= 2.18.1 for models with Flex ops,
 ai-edge-litert (or TensorFlow) for the others. Usage: runner.py CONFIG.json, with keys original,
-patched, flex [bool, bool], seed, runs, inputs (an .npz or null), groups and constants (the
-per-op checks of fbtool.verify.groups, or null).
+patched, flex [bool, bool], seed, runs, inputs (an .npz or null), shapes ({input name: dims} for
+random inputs), groups and constants (the per-op checks of fbtool.verify.groups, or null).
+A model that cannot be loaded or run ends the run with {"ok": false, "error", "model"}.
 
 1. Whole model: every signature of both models on ``runs`` seeded random input sets, plus the
    user's inputs; the max absolute and relative difference per output.
@@ -31,8 +32,25 @@ def interpreter(path, needs_flex, keep_all=False):
             f"tensorflow {tf.__version__}")
 
 
-def random_input(rng, detail):
-    shape = [d if d > 0 else 2 for d in detail["shape_signature"]]
+class ModelFailed(Exception):
+    """One of the two models could not be loaded or run: which one, and the runtime's words."""
+
+    def __init__(self, which, error):
+        text = "; ".join(line.strip() for line in str(error).splitlines() if line.strip()) or "no message"
+        super().__init__(f"{type(error).__name__}: {text[:400]}")
+        self.which = which
+
+
+class NotComparable(Exception):
+    """Both models run, but not on the same inputs: they are not a model and its patched copy."""
+
+
+def random_input(rng, detail, shape=None):
+    """Seeded values for one input: a dynamic dimension takes the size in the model's stored shape
+    (the size it was converted or last resized with), or the user's ``shape``."""
+    if shape is None:
+        stored = list(detail["shape"])
+        shape = [d if d >= 0 else (stored[i] if i < len(stored) else 1) for i, d in enumerate(detail["shape_signature"])]
     dtype = np.dtype(detail["dtype"])
     if dtype.kind == "f":
         return rng.standard_normal(shape).astype(dtype)
@@ -89,21 +107,40 @@ def compare(entry, x, y):
         entry["max_abs"] = max(entry["max_abs"], float(not np.array_equal(x, y)))
 
 
+def load(cfg, which, report, keep_all=False):
+    position = ("original", "patched").index(which)
+    try:
+        interp, report["runtimes"][position] = interpreter(cfg[which], cfg["flex"][position], keep_all)
+        return signatures(interp), interp
+    except Exception as e:  # the runtime's own words, for the one line the user sees
+        raise ModelFailed(which, e) from None
+
+
+def run(which, runner, feeds):
+    try:
+        return runner(**feeds)
+    except Exception as e:
+        shapes = ", ".join(f"{n}{list(np.shape(v))}" for n, v in feeds.items())
+        raise ModelFailed(which, f"{e} (inputs {shapes})") from None
+
+
 def whole_model(cfg, report):
-    a, report["runtimes"][0] = interpreter(cfg["original"], cfg["flex"][0])
-    b, report["runtimes"][1] = interpreter(cfg["patched"], cfg["flex"][1])
-    sigs_a, sigs_b = signatures(a), signatures(b)
-    if sorted(sigs_a) != sorted(sigs_b):
-        raise SystemExit(f"error: the models' signatures differ: {sorted(sigs_a)} vs {sorted(sigs_b)}")
+    sigs_a, _ = load(cfg, "original", report)
+    sigs_b, _ = load(cfg, "patched", report)
+    if sorted(sigs_a) != sorted(sigs_b) or any(sorted(sigs_a[k][1]) != sorted(sigs_b[k][1]) for k in sigs_a):
+        shown = ["; ".join(f"{k or '(no signature)'}({', '.join(sorted(d))})" for k, (_, d) in sorted(sigs.items()))
+                 for sigs in (sigs_a, sigs_b)]
+        raise NotComparable(f"the models do not have the same signatures and inputs: {shown[0]} vs {shown[1]}")
     rng = np.random.default_rng(cfg["seed"])
+    shapes = cfg.get("shapes") or {}
     first_feeds = None
     for key, (run_a, details) in sigs_a.items():
-        sets = [{n: random_input(rng, d) for n, d in details.items()} for _ in range(cfg["runs"])]
+        sets = [{n: random_input(rng, d, shapes.get(n)) for n, d in details.items()} for _ in range(cfg["runs"])]
         if cfg.get("inputs"):
             sets.append(user_feeds(cfg["inputs"], details))
         first_feeds = first_feeds or (key, sets[-1])
         for feeds in sets:
-            out_a, out_b = run_a(**feeds), sigs_b[key][0](**feeds)
+            out_a, out_b = run("original", run_a, feeds), run("patched", sigs_b[key][0], feeds)
             for name in out_a:
                 label = f"{key}/{name}" if len(sigs_a) > 1 else name
                 entry = report["outputs"].setdefault(label, {"max_abs": 0.0, "max_rel": 0.0, "shape_equal": True,
@@ -120,9 +157,9 @@ def per_op(cfg, feeds, report):
     except ImportError:
         report["per_op"] = {"skipped": "per-op checks need TensorFlow (pass --python with TensorFlow 2.18.1)"}
         return
-    interp, _ = interpreter(cfg["patched"], cfg["flex"][1], keep_all=True)
+    sigs, interp = load(cfg, "patched", {"runtimes": [None, None]}, keep_all=True)
     key, values = feeds
-    signatures(interp)[key][0](**values)
+    run("patched", sigs[key][0], values)
     constants = np.load(cfg["constants"]) if cfg.get("constants") else {}
     results = []
     for group in cfg["groups"]:
@@ -163,9 +200,14 @@ def main():
     with open(sys.argv[1]) as f:
         cfg = json.load(f)
     report = {"runtimes": [None, None], "runs": cfg["runs"], "outputs": {}}
-    feeds = whole_model(cfg, report)
-    if cfg.get("groups") and feeds:
-        per_op(cfg, feeds, report)
+    try:
+        feeds = whole_model(cfg, report)
+        if cfg.get("groups") and feeds:
+            per_op(cfg, feeds, report)
+    except ModelFailed as e:
+        report = {"ok": False, "model": e.which, "error": f"the {e.which} model cannot run: {e}"}
+    except NotComparable as e:
+        report = {"ok": False, "error": str(e)}
     print(json.dumps(report))
 
 
