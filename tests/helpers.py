@@ -40,15 +40,21 @@ LITERT_RUN = """
 import sys, numpy as np
 from ai_edge_litert.interpreter import Interpreter
 data = np.load(sys.argv[2])
-runner = Interpreter(model_path=sys.argv[1]).get_signature_runner()
+interp = Interpreter(model_path=sys.argv[1])
 feeds = {k.split(":", 1)[1]: v for k, v in data.items() if k.startswith("input:")}
-np.savez(sys.argv[3], **runner(**feeds))
+out = {}
+for key in interp.get_signature_list():       # every signature, fed the arrays named like its inputs
+    runner = interp.get_signature_runner(key)
+    got = runner(**{name: feeds[name] for name in runner.get_input_details()})
+    out.update({name: value for name, value in got.items()})
+np.savez(sys.argv[3], **out)
 """
 
 
 def run_on_litert(model, npz, out):
-    """Outputs of ``model``'s serving signature on ai-edge-litert (no Flex delegate) for the ``input:*``
-    arrays of ``npz``; in a process of its own, since LiteRT and TensorFlow do not share one well."""
+    """Outputs of every signature of ``model`` on ai-edge-litert (no Flex delegate) for the ``input:*``
+    arrays of ``npz`` (signatures' output names must differ); in a process of its own, since LiteRT
+    and TensorFlow do not share one well."""
     import numpy as np
 
     r = subprocess.run([sys.executable, "-c", LITERT_RUN, str(model), str(npz), str(out)],

@@ -69,17 +69,15 @@ def emit(model: Model, edit: Edit) -> Editor:
         changes["operator_codes"] = None
     if new_buffers:
         changes["buffers"] = None
-    if edit.signature_outputs:
-        changes["signature_defs"] = None
     ed.root, refs = ed.clone(root, changes)
 
     subgraph_tables = _entries(ed, ed.target(root, "subgraphs"))
     targets = list(subgraph_tables)
-    plans, shared = {}, _shared_options(ed, model)
+    plans = {}
     for sg in range(len(model.subgraphs)):
-        plans[sg] = _operator_entries(ed, model, edit, codes, sg, shared)
+        plans[sg] = _operator_entries(ed, model, edit, codes, sg)
         g = edit.subgraphs.get(sg)
-        if plans[sg] is not None or (g and (g.tensors or g.outputs is not None)):
+        if plans[sg] is not None or (g and g.tensors):
             targets[sg] = None
     vec = ed.offsets_vector(targets)
     ed.point(refs["subgraphs"], vec)
@@ -103,23 +101,10 @@ def emit(model: Model, edit: Edit) -> Editor:
             at, brefs = ed.new_table("Buffer", {"data": None})
             ed.point(vec + 4 + 4 * (n_buffers + i), at)
             ed.point(brefs["data"], ed.bytes_vector(data))
-    if edit.signature_outputs:
-        ed.point(refs["signature_defs"], _signatures(ed, model, edit))
     return ed
 
 
-def _shared_options(ed: Editor, model: Model) -> set[int]:
-    """custom_options vectors more than one op points at: never emptied in place for one of them."""
-    seen, shared = set(), set()
-    for s in model.subgraphs:
-        for op in s.operators:
-            target = ed.target(op.t, "custom_options")
-            if target is not None:
-                (shared if target in seen else seen).add(target)
-    return shared
-
-
-def _operator_entries(ed: Editor, model: Model, edit: Edit, codes: _Codes, sg: int, shared: set) -> list | None:
+def _operator_entries(ed: Editor, model: Model, edit: Edit, codes: _Codes, sg: int) -> list | None:
     """Per op of the patched subgraph: an :class:`Orig` table, or the :class:`Op` to write.
     None when the operators vector can stay as it is."""
     originals = model.subgraphs[sg].operators
@@ -128,30 +113,29 @@ def _operator_entries(ed: Editor, model: Model, edit: Edit, codes: _Codes, sg: i
     for i, op in enumerate(ops if ops is not None else originals):
         if not isinstance(op, Op):     # an untouched subgraph: only its op codes may move
             op = Op(op.index, op.opcode_index, op.inputs, op.outputs)
-        entry = _in_place(ed, model, sg, op, codes.index[op.opcode], shared)
+        entry = _in_place(ed, model, sg, op, codes.index[op.opcode])
         entries.append(entry if entry is not None else op)
         same = same and entry is not None and op.original == i
     return None if same else entries
 
 
-def _in_place(ed: Editor, model: Model, sg: int, op: Op, opcode_index: int, shared: set) -> Orig | None:
-    """The original table, made right by in-place writes, when the op keeps its inputs, outputs
-    and options; None when it needs a new table."""
+def _in_place(ed: Editor, model: Model, sg: int, op: Op, opcode_index: int) -> Orig | None:
+    """The original table, made right by an in-place write of its opcode index, when the op keeps
+    its inputs, outputs and options; None when it needs a new table. A Flex op that becomes a
+    builtin always needs one: a builtin with a custom_options field, even an empty one, makes the
+    runtime log "Found builtin operator X with custom options" (interpreter_builder.cc)."""
     if op.original is None or op.options is not None:
         return None
     orig = model.subgraphs[sg].operators[op.original]
     if op.inputs != orig.inputs or op.outputs != orig.outputs:
         return None
-    custom = ed.target(orig.t, "custom_options")
-    if op.builtin and (custom in shared or orig.t.get("large_custom_options_size")):
+    if op.builtin and (orig.t.has("custom_options") or orig.t.get("large_custom_options_size")):
         return None
     if opcode_index != orig.opcode_index:
         at = orig.t.field_pos("opcode_index")
         if at is None:
             return None
         ed.put(at, "I", opcode_index)
-    if op.builtin and custom is not None:    # an empty vector: the NodeDef bytes stay behind, unreferenced
-        ed.put(custom, "I", 0)
     return Orig(orig.t.pos)
 
 
@@ -161,8 +145,6 @@ def _subgraph(ed: Editor, model: Model, edit: Edit, sg: int, entries, next_buffe
     changes = {"operators": None}
     if g.tensors:
         changes["tensors"] = None
-    if g.outputs is not None:
-        changes["outputs"] = None
     at, refs = ed.clone(s.t, changes)
     entries = entries or _entries(ed, ed.target(s.t, "operators"))
     vec = ed.offsets_vector([e if isinstance(e, Orig) else None for e in entries])
@@ -178,8 +160,6 @@ def _subgraph(ed: Editor, model: Model, edit: Edit, sg: int, entries, next_buffe
             if t.data is not None:
                 buffer, next_buffer = next_buffer, next_buffer + 1
             ed.point(vec + 4 + 4 * (g.n_tensors + i), _tensor(ed, t, buffer))
-    if g.outputs is not None:
-        ed.point(refs["outputs"], ed.vector("i", g.outputs))
     return at
 
 
@@ -201,8 +181,11 @@ def _operator(ed: Editor, model: Model, sg: int, op: Op, opcode_index: int) -> i
         if union:
             key = "builtin_options" if union == "BuiltinOptions" else "builtin_options_2"
             ed.point(refs[key], _options(ed, *op.options))
-    ed.point(refs["inputs"], ed.vector("i", op.inputs))
-    ed.point(refs["outputs"], ed.vector("i", op.outputs))
+    orig = model.subgraphs[sg].operators[op.original] if op.original is not None else None
+    for side in ("inputs", "outputs"):    # an unchanged operand list is the original vector, pointed at
+        same = orig is not None and getattr(orig, side) == getattr(op, side)
+        target = ed.target(orig.t, side) if same else None
+        ed.point(refs[side], target if target is not None else ed.vector("i", getattr(op, side)))
     return at
 
 
@@ -239,26 +222,6 @@ def _opcode(ed: Editor, builtin: str, version: int) -> int:
     at, _ = ed.new_table("OperatorCode", {"deprecated_builtin_code": min(code, PLACEHOLDER_FOR_GREATER_OP_CODES),
                                           "builtin_code": code, "version": version})
     return at
-
-
-def _signatures(ed: Editor, model: Model, edit: Edit) -> int:
-    sigdefs = model.root.get("signature_defs", [])
-    remapped = [any((sig.get("subgraph_index"), m.get("tensor_index")) in edit.signature_outputs
-                    for m in sig.get("outputs", [])) for sig in sigdefs]
-    vec = ed.offsets_vector([None if r else Orig(s.pos) for s, r in zip(sigdefs, remapped)])
-    for i, (sig, r) in enumerate(zip(sigdefs, remapped)):
-        if not r:
-            continue
-        at, refs = ed.clone(sig, {"outputs": None})
-        ed.point(vec + 4 + 4 * i, at)
-        maps = sig.get("outputs", [])
-        out = ed.offsets_vector([None] * len(maps))
-        ed.point(refs["outputs"], out)
-        sg = sig.get("subgraph_index")
-        for j, m in enumerate(maps):
-            index = edit.signature_outputs.get((sg, m.get("tensor_index")), m.get("tensor_index"))
-            ed.point(out + 4 + 4 * j, ed.clone(m, {"tensor_index": index})[0])
-    return vec
 
 
 def _edit_weight(ed: Editor, sg: int, index: int, shape, data) -> None:

@@ -39,6 +39,12 @@ def _inputs(model: Model, sg: int, op) -> list[TensorInfo]:
             for i in op.inputs if i >= 0]
 
 
+def rule_names() -> set[str]:
+    """What ``--only``/``--skip`` accept: every TF op a rule rewrites, and every pattern's name."""
+    code = {op for op, e in load_catalog().ops.items() if e.get("rewrite") == "code"}
+    return code | set(RULES) | {p.name for p in PATTERNS}
+
+
 def plan(model: Model, only: set[str] | None = None, skip: set[str] | None = None) -> Plan:
     """What would change. ``only``/``skip``: rule names (a TF op name or a pattern name)."""
     catalog = load_catalog()
@@ -113,16 +119,16 @@ def _single(model, edit, key, entry, attrs, verdict, catalog, allowed) -> dict:
                                    f"({PENDING.get(kind, kind)})"}
     try:
         rewrite = RULES[tf_op](Context(model, sg, op, attrs))
+        builtin = rewrite.builtin or verdict.builtin
+        version = rewrite.version or verdict.version or 1
+        inserted = rewrite.apply(edit, sg, index, builtin, version)
     except NoRule as e:
         return {**entry, "reason": str(e) if verdict.rewritable else f"{verdict.reason} ({e})"}
-    builtin = rewrite.builtin or verdict.builtin
-    version = rewrite.version or verdict.version or 1
-    rewrite.apply(edit, sg, index, builtin, version)
-    if rewrite.remove is not None:
-        return {**entry, "rule": kind, "builtin": None, "version": None, "removed": True}
     record = {**entry, "rule": kind, "builtin": builtin, "version": version}
-    if rewrite.before:
-        record["inserted"] = [f"{b} v{v}" for b, v, *_ in rewrite.before]
+    if rewrite.bypass:
+        record.update(builtin=None, version=None, removed=True)
+    if inserted:
+        record["inserted"] = inserted
     return record
 
 

@@ -35,19 +35,13 @@ class Rewrite:
     builtin: str | None = None                     # when the rule picks the builtin, not the catalog
     version: int | None = None
     outputs: list | None = None
-    remove: set | None = None      # delete the op; its producer writes these outputs, readers rewired for others
+    bypass: bool = False           # delete a pass-through op (Identity and kin); see Edit.bypass
     before: list = field(default_factory=list)   # (builtin, version, inputs, outputs, options) run first
 
-    def apply(self, edit: Edit, sg: int, index: int, builtin: str, version: int) -> None:
-        if self.remove is not None:
-            op = edit.op(sg, index)     # its inputs as rewired by the rewrites before it
-            edit.remove(sg, index)
-            for src, out in zip(op.inputs, op.outputs):
-                if out in self.remove:
-                    edit.retarget(sg, src, out)
-                else:
-                    edit.replace_uses(sg, out, src)
-            return
+    def apply(self, edit: Edit, sg: int, index: int, builtin: str, version: int) -> list[str]:
+        """Make the change; the builtins it adds besides ``builtin`` ("CAST v1"), for the record."""
+        if self.bypass:
+            return [f"{op.builtin} v{op.opcode[1]}" for op in edit.bypass(sg, index, lambda src, out: _copy(edit, sg, src, out))]
         for tensor, shape, data in self.weight_edits:
             edit.edit_weight(sg, tensor, shape, data)
         # readers rewired by earlier rewrites (a removed Identity) read the new tensor
@@ -65,6 +59,7 @@ class Rewrite:
         outputs = None if self.outputs is None else list(map(tensor, self.outputs))
         edit.replace(sg, index, builtin, version, list(map(tensor, self.inputs)), outputs,
                      (self.options, self.fields) if self.options else None)
+        return [f"{b} v{v}" for b, v, *_ in self.before]
 
 
 @dataclass
@@ -200,29 +195,24 @@ def _split_v(ctx: Context) -> Rewrite:
 
 
 def _remove(ctx: Context) -> Rewrite:
-    """Identity-like ops disappear: readers of each output read the input instead. When the
-    output is a model output, the producer of the input writes it instead, so outputs keep their
-    tensor (and name)."""
-    graph = ctx.graph
-    retarget = set()
-    for src, out in zip(ctx.op.inputs, ctx.op.outputs):
-        if out not in graph.outputs:
-            continue
-        producers = [op.index for op in graph.operators if src in op.outputs]
-        readers = sum(src in op.inputs for op in graph.operators)
-        if len(producers) != 1 or readers != 1 or src in graph.outputs or len(ctx.op.outputs) != 1:
-            return _copy(ctx)
-        retarget.add(out)
-    return Rewrite([], remove=retarget)
+    """Identity-like ops disappear: readers of each output read the input instead; a model output
+    keeps its tensor (and name) by being written by the input's producer, or by a copy
+    (:meth:`.edit.Edit.bypass`)."""
+    if len(ctx.op.inputs) < len(ctx.op.outputs):
+        raise NoRule(f"{len(ctx.op.outputs)} outputs from {len(ctx.op.inputs)} inputs: not a pass-through")
+    return Rewrite([], bypass=True)
 
 
-def _copy(ctx: Context) -> Rewrite:
-    """A model output that must stay a tensor of its own: a CAST to the same type, which copies."""
-    dtype = ctx.tensor(0).dtype
-    if dtype not in ("float32", "int32", "int64", "int16", "int8", "uint8", "bool", "float16"):
-        raise NoRule(f"no same-type CAST for {dtype}")
-    return Rewrite([ctx.op.inputs[0]], "CastOptions", {"in_data_type": _dtype(dtype), "out_data_type": _dtype(dtype)},
-                   builtin="CAST", version=1)
+COPYABLE = ("float32", "int32", "int64", "int16", "int8", "uint8", "bool", "float16")
+
+
+def _copy(edit: Edit, sg: int, src: int, out: int) -> Op:
+    """A pinned tensor that must stay a tensor of its own: a CAST to the same type, which copies."""
+    dtype = edit.model.subgraphs[sg].tensors[out].dtype if out < edit.graph(sg).n_tensors else None
+    if dtype not in COPYABLE:
+        raise NoRule(f"a model input or output of type {dtype} would need a copy, and CAST does not copy {dtype}")
+    options = ("CastOptions", {"in_data_type": _dtype(dtype), "out_data_type": _dtype(dtype)})
+    return Op(None, ("CAST", 1), (src,), (out,), options)
 
 
 RULES = {

@@ -103,6 +103,9 @@ def check_semantics(model: Model) -> None:
 
 def _check_dataflow(model: Model, sg) -> None:
     constant = {t.index for t in sg.tensors if model.is_constant(t)}
+    # a tensor with no elements holds no value to produce: tf.signal.frame's and Keras MelSpectrogram's
+    # int32[0] shape operands have empty buffers and no producer, and the runtime runs them
+    empty = {t.index for t in sg.tensors if 0 in t.shape}
     variable = {t.index for t in sg.tensors if t.is_variable} - constant
     sg_inputs = set(sg.inputs)
     produced: set[int] = set()
@@ -110,7 +113,8 @@ def _check_dataflow(model: Model, sg) -> None:
         at = f"subgraph {sg.index} operator {op.index} ({op.opcode.name})"
         ins = op.inputs
         for ti in ins:
-            if ti != -1 and ti not in constant and ti not in variable and ti not in sg_inputs and ti not in produced:
+            if ti != -1 and ti not in constant and ti not in variable and ti not in sg_inputs and ti not in produced \
+                    and ti not in empty:
                 _fail(f"input tensor {ti} is used before any operator produces it", at)
         for ti in op.outputs:
             if ti in constant:

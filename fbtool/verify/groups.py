@@ -21,6 +21,11 @@ NUMPY = {"float32": np.float32, "float16": np.float16, "float64": np.float64, "i
          "int16": np.int16, "int32": np.int32, "int64": np.int64, "bool": np.bool_}
 
 
+def _fixed(model: Model, tensor) -> bool:
+    """A value known from the file: a constant, or a tensor with no elements (which needs no data)."""
+    return model.is_constant(tensor) or 0 in tensor.shape
+
+
 def _computed(model: Model) -> set[int]:
     sg = model.subgraphs[0]
     return {t for op in sg.operators for t in op.outputs} | set(sg.inputs)
@@ -44,7 +49,7 @@ def rewrite_groups(original: Model, patched: Model) -> tuple[list[dict], dict[st
         while stack:
             t = stack.pop()
             src = producer.get(t)
-            if src is None or (t in available and t not in outs) or original.is_constant(before.tensors[t]):
+            if src is None or (t in available and t not in outs) or _fixed(original, before.tensors[t]):
                 inputs.add(t)
                 continue
             if src.opcode.kind != "flex":
@@ -68,7 +73,7 @@ def rewrite_groups(original: Model, patched: Model) -> tuple[list[dict], dict[st
             else:
                 for t in inputs:
                     tensor = before.tensors[t]
-                    if original.is_constant(tensor) and tensor.dtype in NUMPY:
+                    if _fixed(original, tensor) and tensor.dtype in NUMPY:
                         constants[f"c{t}"] = np.frombuffer(original.buffer_bytes(tensor.buffer),
                                                            NUMPY[tensor.dtype]).reshape(tensor.shape)
                 groups.append({"ops": ops, "inputs": sorted(inputs), "outputs": outs, "builtin": op.opcode.name,
