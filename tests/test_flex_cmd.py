@@ -30,13 +30,54 @@ def test_flex_json_lists_the_ops_tensorflow_decodes(model):
 
 def test_select_only_model_everything_with_a_builtin_is_rewritable():
     doc = flex_doc(FIXTURES / "select_only_cnn.tflite")
-    stays = {o["tf_op"] for o in doc["ops"] if not o["rewritable"]}
-    # Every TF op here has a builtin (Identity/StopGradient are simply removed) except Erf,
-    # which only becomes a builtin as part of GELU (x*0.5*(1+erf(x/sqrt2))).
-    assert stays == {"Erf"}
+    # Every TF op here has a builtin (Identity/StopGradient are simply removed); Erf becomes one as
+    # part of GELU (x*0.5*(1+erf(x/sqrt2))), fused with the four ops around it.
+    assert all(o["rewritable"] for o in doc["ops"])
+    erf = next(o for o in doc["ops"] if o["tf_op"] == "Erf")
+    assert erf["builtin"] == "GELU" and erf["rule"] == "gelu" and "fused into op" in erf["reason"]
     conv = next(o for o in doc["ops"] if o["tf_op"] == "Conv2D")
     assert (conv["builtin"], conv["layer"], conv["island"]) == ("CONV_2D", "conv2d_1", 0)
     assert (doc["summary"]["islands"], doc["summary"]["partitions"]) == (1, 1)
+
+
+EVERY_MODEL = MODELS + sorted((FIXTURES / "e2e").glob("*.tflite")) + sorted((FIXTURES / "shapes").glob("*.tflite"))
+
+
+@pytest.mark.parametrize("model", EVERY_MODEL, ids=[f"{m.parent.name}/{m.stem}" for m in EVERY_MODEL])
+def test_flex_says_what_patch_does(model):
+    """`flex` calls an op rewritable exactly when `patch` rewrites it, with the same builtin; what stays,
+    stays for the same reason (flex once called a grouped Conv2D rewritable and patch kept it)."""
+    ops = {(o["subgraph"], o["index"]): o for o in flex_doc(model)["ops"]}
+    r = run_fbtool("patch", "--dry-run", "--json", model)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    rewritten = {(w["subgraph"], w["index"]): w for w in doc["rewrites"]}
+    kept = {(k["subgraph"], k["index"]): k for k in doc["kept"]}
+    assert sorted(ops) == sorted([*rewritten, *kept])
+    for key, o in ops.items():
+        assert o["rewritable"] == (key in rewritten), (key, o["reason"])
+        if key in kept and "error" not in o and o["kind"] == "flex":
+            assert o["reason"] == kept[key]["reason"]
+        if key in rewritten and not rewritten[key].get("removed"):
+            w = rewritten[key]
+            into = rewritten[(w["subgraph"], w["fused_into"])] if "fused_into" in w else w
+            assert (o["builtin"], o["version"]) == (into["builtin"], into["version"])
+
+
+def test_grouped_convolution_is_not_called_rewritable(tmp_path):
+    """CONV_2D has no groups (a grouped Conv2D is op version 6 territory fbtool does not write): both
+    flex and patch keep it, for the same reason."""
+    tf = pytest.importorskip("tensorflow")
+    w = tf.constant(__import__("numpy").ones((3, 3, 2, 8), "float32"))
+    fn = tf.function(lambda x: tf.nn.conv2d(x, w, 1, "SAME"), input_signature=[tf.TensorSpec([1, 8, 8, 4])])
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], fn)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.SELECT_TF_OPS]
+    path = tmp_path / "grouped.tflite"
+    path.write_bytes(converter.convert())
+    conv = next(o for o in flex_doc(path)["ops"] if o["tf_op"] == "Conv2D")
+    assert not conv["rewritable"] and "grouped convolution" in conv["reason"]
+    doc = json.loads(run_fbtool("patch", "--dry-run", "--json", path).stdout)
+    assert [k["reason"] for k in doc["kept"] if k["tf_op"] == "Conv2D"] == [conv["reason"]]
 
 
 def test_unsupported_ops_say_why_they_stay():

@@ -10,7 +10,7 @@ from collections import Counter
 from .. import __version__
 from ..graph import build_graph, find_islands, layer_of, partitions, unused_ops
 from ..reader.model import Model, open_model
-from .catalog import TensorInfo, load_catalog
+from .catalog import load_catalog
 from .decode import decode_ops
 
 
@@ -27,13 +27,44 @@ def _tensor_ref(sg, ti: int) -> dict:
     return {"tensor": ti, "name": t.name, "dtype": t.dtype, "shape": list(t.shape_signature)}
 
 
+def _verdicts(model: Model, decoded) -> dict:
+    """Per (subgraph, op) the patch planner's outcome as flex reports it: what ``fbtool patch`` will do,
+    from the same plan, so "rewritable" means patch rewrites it."""
+    from ..patch.rewrite import plan
+
+    p = plan(model, decoded=decoded)
+    done = {(r["subgraph"], r["index"]): r for r in p.rewrites}
+    out = {}
+    for key, r in done.items():
+        rule = {"rule": r["rule"]}
+        if "fused_into" in r:
+            into = done[(r["subgraph"], r["fused_into"])]
+            out[key] = dict(rewritable=True, builtin=into["builtin"], version=into["version"],
+                            min_runtime=into["min_runtime"], fused_into=r["fused_into"], **rule,
+                            reason=f"fused into op {r['fused_into']}'s {into['builtin']} ({r['rule']})")
+        elif r.get("removed"):
+            copies = f"; {', '.join(r['inserted'])} copies it into a model output" if r.get("inserted") else ""
+            out[key] = dict(rewritable=True, builtin=None, version=None, min_runtime=r["min_runtime"], **rule,
+                            reason=f"removed: its readers read its input{copies}")
+        else:
+            extra = f", after {', '.join(r['inserted'])}" if r.get("inserted") else ""
+            out[key] = dict(rewritable=True, builtin=r["builtin"], version=r["version"], min_runtime=r["min_runtime"],
+                            **rule, reason=f"{r['tf_op']} -> {r['builtin']} v{r['version']}{extra} ({r['rule']})")
+    for k in p.kept:
+        out[(k["subgraph"], k["index"])] = dict(rewritable=False, builtin=None, version=None, min_runtime=None,
+                                                reason=k["reason"])
+    return out
+
+
 def describe_flex(model: Model) -> dict:
-    catalog = load_catalog()
     mg = build_graph(model)
     islands = {sg.index: find_islands(mg.subgraphs[sg.index]) for sg in model.subgraphs}
     island_of = {(si, i): isl.index for si, isls in islands.items() for isl in isls for i in isl.ops}
+    decoded = decode_ops(model)
+    verdicts = _verdicts(model, decoded)
+    catalog = load_catalog()
     ops = []
-    for d in decode_ops(model):
+    for d in decoded:
         sg = model.subgraphs[d.subgraph]
         op = sg.operators[d.index]
         layer, scope = layer_of(sg.tensors[op.outputs[0]].name) if op.outputs else (None, None)
@@ -44,20 +75,13 @@ def describe_flex(model: Model) -> dict:
             "outputs": [_tensor_ref(sg, ti) for ti in op.outputs],
             "layer": layer, "scope": scope, "island": island_of.get((d.subgraph, d.index)),
             "on_allowlist": catalog.on_allowlist(d.tf_op),
+            **verdicts[(d.subgraph, d.index)],
         }
         if d.error:
-            entry.update(rewritable=False, builtin=None, version=None, min_runtime=None,
-                         reason=f"cannot judge: {d.error}", error=d.error)
+            entry.update(reason=f"cannot judge: {d.error}", error=d.error)
         elif d.kind == "custom":
             why = (catalog.entry(d.tf_op) or {}).get("why_not")
-            entry.update(rewritable=False, builtin=None, version=None, min_runtime=None,
-                         reason=f"custom op: needs a kernel registered as {d.custom_code!r}" + (f"; {why}" if why else ""))
-        else:
-            infos = [TensorInfo(sg.tensors[ti].dtype, tuple(sg.tensors[ti].shape_signature),
-                                model.is_constant(sg.tensors[ti])) for ti in op.inputs if ti >= 0]
-            v = catalog.assess(d.tf_op, d.attrs, infos)
-            entry.update(rewritable=v.rewritable, builtin=v.builtin, version=v.version,
-                         min_runtime=v.min_runtime, reason=v.reason)
+            entry["reason"] = f"custom op: needs a kernel registered as {d.custom_code!r}" + (f"; {why}" if why else "")
         ops.append(entry)
     by_op = Counter((o["kind"], o["tf_op"], o["rewritable"]) for o in ops)
     return {

@@ -45,13 +45,14 @@ def rule_names() -> set[str]:
     return code | set(RULES) | {p.name for p in PATTERNS}
 
 
-def plan(model: Model, only: set[str] | None = None, skip: set[str] | None = None) -> Plan:
-    """What would change. ``only``/``skip``: rule names (a TF op name or a pattern name)."""
+def plan(model: Model, only: set[str] | None = None, skip: set[str] | None = None, decoded=None) -> Plan:
+    """What would change. ``only``/``skip``: rule names (a TF op name or a pattern name);
+    ``decoded``: :func:`~fbtool.flex.decode.decode_ops` of the model, when already at hand."""
     catalog = load_catalog()
     result = Plan(Edit(model))
     allowed = lambda name: (only is None or name in only) and name not in (skip or ())  # noqa: E731
     candidates, verdicts = {}, {}
-    for d in decode_ops(model):
+    for d in decoded if decoded is not None else decode_ops(model):
         op = model.subgraphs[d.subgraph].operators[d.index]
         entry = {"subgraph": d.subgraph, "index": d.index, "custom_code": d.custom_code, "tf_op": d.tf_op}
         if d.kind != "flex" or d.error:
