@@ -145,3 +145,23 @@ def test_a_killed_patch_leaves_nothing_a_later_run_keeps(tmp_path):
     r = run_fbtool("patch", MLP, "-o", tmp_path / "out.tflite", "--no-verify-run")
     assert r.returncode == 0, r.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["out.tflite", live.name])
+
+
+def test_verify_sizes_dynamic_dimensions_and_says_when_a_model_cannot_run(tmp_path):
+    """An audio model whose length is dynamic but must hold whole 160-sample frames: random inputs
+    take the stored size (1), which it cannot run on, so verify says so (exit 2, naming the model and
+    the input shape) until --shape gives one it can; then both runs agree (exit 0)."""
+    tf = pytest.importorskip("tensorflow")
+    fn = tf.function(lambda audio: {"energy": tf.reduce_sum(tf.reshape(audio, [-1, 100, 160]) ** 2, axis=-1)},
+                     input_signature=[tf.TensorSpec([None, None], tf.float32, name="audio")])
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], fn)
+    path = tmp_path / "frames.tflite"
+    path.write_bytes(converter.convert())
+    for extra in ((), ("--json",)):
+        r = run_fbtool("verify", path, path, *extra, timeout=300)
+        assert r.returncode == 2, (r.stdout, r.stderr)
+        assert f"{path}: the original model cannot run" in r.stderr and "audio[1, 1]" in r.stderr
+    r = run_fbtool("verify", path, path, "--shape", "audio=2,16000", "--json", timeout=300)
+    assert r.returncode == 0, r.stderr
+    (out,) = json.loads(r.stdout)["outputs"].values()
+    assert out["ok"] and out["max_ref"] > 0

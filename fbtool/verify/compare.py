@@ -98,12 +98,11 @@ def _input_tensors(m) -> dict:
 def _check_shapes(model: str, shapes: dict) -> None:
     """Every --shape names an input, with its rank and its fixed dimensions."""
     with open_model(model) as m:
-        tensors = _input_tensors(m)
+        signatures = {name: t.shape_signature for name, t in _input_tensors(m).items()}
     for name, dims in shapes.items():
-        t = tensors.get(name)
-        if t is None:
-            raise UsageError(f"--shape {name}: {model} has no input {name!r} (inputs: {', '.join(sorted(tensors))})")
-        want = t.shape_signature
+        want = signatures.get(name)
+        if want is None:
+            raise UsageError(f"--shape {name}: {model} has no input {name!r} (inputs: {', '.join(sorted(signatures))})")
         if len(dims) != len(want) or any(w >= 0 and w != d for w, d in zip(want, dims)):
             shown = "[" + ",".join("?" if w < 0 else str(w) for w in want) + "]"
             raise UsageError(f"--shape {name}={','.join(map(str, dims))} does not fit the input's shape {shown}")
