@@ -77,6 +77,52 @@ def test_flexbuffer_reader_agrees_with_flatbuffers_package(value):
     assert _strings_to_text(loads(data)) == flexbuffers.Loads(data)
 
 
+@given(st.lists(st.binary(max_size=70_000) | st.text(max_size=600), min_size=1, max_size=4))
+@settings(max_examples=60, deadline=None)
+def test_long_strings_and_blobs_agree_with_flatbuffers_package(values):
+    """A string's size field counts bytes whatever width stores it: 256 bytes and more (a NodeDef with
+    a long Keras scope in its debug info) was refused as overrunning the buffer."""
+    builder = flexbuffers.Builder()
+    with builder.Vector():
+        for v in values:
+            (builder.Blob if isinstance(v, bytes) else builder.String)(v)
+    data = bytes(builder.Finish())
+    assert [bytes(x) if isinstance(v, bytes) else x.decode() for v, x in zip(values, loads(data))] == \
+        [bytes(x) if isinstance(x, (bytes, bytearray, memoryview)) else x for x in flexbuffers.Loads(data)]
+
+
+def test_aliased_strings_are_refused_in_linear_time():
+    """2,000 vector slots sharing one 5,000-byte string: 11 KB that would decode to 10 MB (a 1.5 MB model
+    built this way needed 3 GB). Decoded bytes are charged against the input's size."""
+    builder = flexbuffers.Builder(share_strings=True)
+    with builder.Vector():
+        for _ in range(2000):
+            builder.String("y" * 5000)
+    with pytest.raises(FlexBufferError, match="aliased"):
+        loads(bytes(builder.Finish()))
+
+
+def test_a_converter_made_nodedef_of_256_bytes_or_more_decodes_and_patches(tmp_path):
+    """Ops under a long name scope carry it in their NodeDef's debug info: 324-byte NodeDefs here."""
+    tf = pytest.importorskip("tensorflow")
+
+    def f(x):
+        with tf.name_scope("a_really_long_keras_layer_scope_name_" * 8):
+            return tf.nn.relu(x) + 1.0
+    fn = tf.function(f, input_signature=[tf.TensorSpec([2, 4])])
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], fn)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.SELECT_TF_OPS]
+    path = tmp_path / "long.tflite"
+    path.write_bytes(converter.convert())
+    with open_model(path) as m:
+        decoded = decode_ops(m)
+        sizes = [len(loads(m.read(op.custom_options))[1]) for op in m.subgraphs[0].operators]
+    assert max(sizes) >= 256 and [d.error for d in decoded] == [None] * len(decoded)
+    assert [d.tf_op for d in decoded] == ["Relu", "AddV2", "Identity"]
+    from fbtool.patch.rewrite import patch_model
+    assert patch_model(path, tmp_path / "p.tflite")["flex_after"] == 0
+
+
 def _strings_to_text(v):
     if isinstance(v, bytes):
         return v.decode()

@@ -78,7 +78,7 @@ def render(doc: dict, s: Style) -> list[str]:
         lines.append(f"    in      {_tensors(op['inputs'])}")
         lines.append(f"    out     {_tensors(op['outputs'])}")
         if op["rewritable"] and op["builtin"] is None:
-            lines.append("    " + s("-> removed", "green") + f": {op['reason']}")
+            lines.append("    " + s(f"-> {op['reason']}", "green"))
         elif op["rewritable"]:
             lines.append("    " + s(f"-> {op['builtin']} v{op['version']}", "green")
                          + (f" (runtime >= {op['min_runtime']})" if op["min_runtime"] else "") + f": {op['reason']}")

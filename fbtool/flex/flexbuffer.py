@@ -38,6 +38,15 @@ class _Reader:
     def __init__(self, data: bytes):
         self.data = data
         self.items = 0
+        # offsets may share ("alias") one string from many slots: decoded bytes are charged, so a
+        # small buffer cannot expand to gigabytes (as shared tables are charged by the model verifier)
+        self.budget = 2 * len(data) + (1 << 20)
+
+    def charge(self, size: int, at: int) -> None:
+        self.budget -= size
+        if self.budget < 0:
+            raise FlexBufferError(f"shared values expand the {len(self.data)}-byte buffer past "
+                                  f"{2 * len(self.data) + (1 << 20)} bytes (at {at}): aliased offsets")
 
     def need(self, pos: int, size: int) -> None:
         if pos < 0 or size < 0 or pos + size > len(self.data):
@@ -82,8 +91,9 @@ class _Reader:
         if kind == KEY:
             return self.key(at)
         if kind in (STRING, BLOB):
-            size = self.size(at, width)
+            size = self.size(at, width, 1)      # a length in bytes, whatever width stores it
             self.need(at, size)
+            self.charge(size, at)
             return (Blob if kind == BLOB else bytes)(self.data[at:at + size])
         if kind == MAP:
             return self.map(at, width, depth)
@@ -96,9 +106,11 @@ class _Reader:
             return self.typed(at, width, elem, count, depth)
         raise FlexBufferError(f"unknown value type {kind} at {pos}")
 
-    def size(self, at: int, width: int) -> int:
+    def size(self, at: int, width: int, unit: int | None = None) -> int:
+        """The element count stored before ``at``, checked against the bytes left: ``unit`` bytes per
+        element (the width itself for vectors; strings and blobs count bytes)."""
         n = self.scalar(_UINT, at - width, width)
-        if n > (len(self.data) - at) // max(width, 1):
+        if n > (len(self.data) - at) // (unit or width):
             raise FlexBufferError(f"size {n} at {at} overruns the buffer")
         return n
 
@@ -106,6 +118,7 @@ class _Reader:
         end = self.data.find(b"\0", at)
         if at < 0 or end < 0:
             raise FlexBufferError(f"key at {at} not NUL-terminated")
+        self.charge(end - at, at)
         return self.data[at:end].decode("utf-8", "replace")
 
     def vector(self, at: int, width: int, depth: int) -> list:

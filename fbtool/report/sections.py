@@ -121,7 +121,7 @@ def histogram(a: ModelFacts, b: ModelFacts | None = None) -> str:
 
 def _verdict(op: dict) -> str:
     if op["rewritable"] and op["builtin"] is None:
-        return f'<span class="ok">can be removed</span>: {esc(op["reason"])}'
+        return f'<span class="ok">{esc(op["reason"])}</span>'
     if op["rewritable"]:
         runtime = f" (runtime &ge; {esc(op['min_runtime'])})" if op["min_runtime"] else ""
         return (f'<span class="ok">&rarr; {esc(op["builtin"])} v{esc(op["version"])}</span>{runtime}: '
