@@ -8,6 +8,7 @@ import sys
 
 from ..errors import ModelError
 from ..output import open_output
+from ..untrusted import deep
 from .options import positive_int
 from .style import Style
 
@@ -70,7 +71,7 @@ def _audit(args, policy, sink, baseline) -> dict:
         if args.format == "json":
             sink.write(jsonl(record))
         elif args.format == "table":
-            sink.write(table_row(record, style) + "\n")
+            sink.write(table_row(deep(record), style) + "\n")
         if args.format == "sarif" or baseline is not None:
             records.append(record)
         if progress and totals["models"] % PROGRESS_AFTER == 0:

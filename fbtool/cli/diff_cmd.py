@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+from ..untrusted import deep
 from .style import Style
 
 SHOW = 5  # lines per list before "... N more": the summary stays a summary
@@ -27,7 +28,7 @@ def run(args, out) -> int:
     if args.json:
         out.write(json.dumps(doc) + "\n")
     else:
-        out.write("\n".join(render(doc, Style(out))) + "\n")
+        out.write("\n".join(render(deep(doc), Style(out))) + "\n")
     return 0 if doc["same"] else 1
 
 

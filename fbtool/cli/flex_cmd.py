@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 from ..errors import UsageError
+from ..untrusted import deep
 from .style import Style
 
 FAIL_KINDS = ("flex", "custom")
@@ -37,7 +38,7 @@ def run(args, out) -> int:
     if args.json:
         out.write(json.dumps(doc) + "\n")
     else:
-        out.write("\n".join(render(doc, Style(out))) + "\n")
+        out.write("\n".join(render(deep(doc), Style(out))) + "\n")
     present = {"flex"} if doc["summary"]["flex_ops"] else set()
     present |= {"custom"} if doc["summary"]["custom_ops"] else set()
     return 1 if present & fail_on else 0

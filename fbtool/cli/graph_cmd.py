@@ -1,10 +1,10 @@
 """``fbtool graph``: the op graph as DOT, GraphML or JSON, Flex and custom ops marked."""
 from __future__ import annotations
 
-import sys
 
 from ..errors import ModelError
 from .options import count
+from .style import note
 
 
 def add_parser(sub) -> None:
@@ -39,7 +39,7 @@ def run(args, out) -> int:
         text = export(cut(g, island), args.format)
     if args.output:
         write_text(args.output, text)
-        print(f"wrote {args.output}", file=sys.stderr)
+        note(f"wrote {args.output}")
     else:
         out.write(text)
     return 0

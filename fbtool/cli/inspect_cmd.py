@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import json
-import sys
 
 from ..errors import ModelError
+from ..untrusted import deep
 
 from ..inspect import inspect_model
-from .style import Style
+from .style import Style, error
 
 
 def add_parser(sub) -> None:
@@ -35,14 +35,14 @@ def run(args, out) -> int:
             if len(args.models) == 1:
                 raise
             out.flush()
-            print(f"fbtool: error: {e.path or path}: {e}", file=sys.stderr)
+            error(f"{e.path or path}: {e}")
             status = 2
             continue
         if args.json:
             # json.dumps without indent is the C encoder; json.dump and indent fall back to pure Python.
             out.write(json.dumps(doc) + "\n")
         else:
-            out.write(("\n" if i else "") + "\n".join(render(doc, Style(out), args.ops, args.tensors)) + "\n")
+            out.write(("\n" if i else "") + "\n".join(render(deep(doc), Style(out), args.ops, args.tensors)) + "\n")
     return status
 
 

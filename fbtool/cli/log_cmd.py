@@ -6,6 +6,7 @@ import json
 import sys
 
 from ..errors import ModelError
+from ..untrusted import deep
 from .style import Style
 
 SNIFF = 4096
@@ -42,7 +43,7 @@ def run(args, out) -> int:
     if args.json:
         out.write(json.dumps(doc) + "\n")
     else:
-        out.write("\n".join(render(doc, Style(out))) + "\n")
+        out.write("\n".join(render(deep(doc), Style(out))) + "\n")
     return 0
 
 

@@ -6,6 +6,7 @@ import sys
 
 from .. import __version__
 from ..errors import ModelError, UsageError
+from .style import error
 from . import audit_cmd, diff_cmd, flex_cmd, graph_cmd, inspect_cmd, log_cmd, ops_cmd, patch_cmd, report_cmd
 
 EXIT_OK, EXIT_FINDING, EXIT_ERROR = 0, 1, 2
@@ -44,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _error(msg: str) -> int:
-    print(f"fbtool: error: {msg}", file=sys.stderr)
+    error(msg)
     return EXIT_ERROR
 
 

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import json
-import sys
+
+from ..untrusted import deep
+from .style import error
 
 
 def add_parser(sub) -> None:
@@ -27,6 +29,7 @@ def run(args, out) -> int:
     elif args.list_flex_ops:
         out.write(list_flex_ops_format(doc))
     else:
+        doc = deep(doc)
         read = len(doc["models"]) - len(doc["errors"])
         lines = [f"{read} model(s)" + (f" ({len(doc['errors'])} could not be read)" if doc["errors"] else ""),
                  "builtin ops (op version):"]
@@ -37,5 +40,5 @@ def run(args, out) -> int:
         lines += [f"  {c['custom_code']}" for c in doc["custom"]]
         out.write("\n".join(lines) + "\n")
     for e in doc["errors"]:
-        print(f"fbtool: error: {e['model']}: {e['error']}", file=sys.stderr)
+        error(f"{e['model']}: {e['error']}")
     return 2 if doc["errors"] else 0

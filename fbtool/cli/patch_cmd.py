@@ -5,12 +5,12 @@ import importlib.metadata
 import importlib.util
 import json
 import os
-import sys
 
 from ..errors import UsageError
 from ..output import Destination
+from ..untrusted import deep
 from .options import count, names, shape, tolerance
-from .style import Style
+from .style import Style, error
 
 FLEX_LAST = (2, 18)   # the last TensorFlow whose Python interpreter links the Flex delegate
 
@@ -109,7 +109,7 @@ def run_patch(args, out) -> int:
         _print(doc, args, out)
         v = doc["verification"]
         why = v["error"] if "error" in v else "the patched model does not compute what the original does"
-        print(f"fbtool: error: {args.model}: verification failed ({why}); nothing was written", file=sys.stderr)
+        error(f"{args.model}: verification failed ({why}); nothing was written")
         return 2
     _print(doc, args, out)
     return 0
@@ -133,6 +133,7 @@ def _print(doc: dict, args, out) -> None:
     if args.json:
         out.write(json.dumps(doc) + "\n")
         return
+    doc = deep(doc)
     s = Style(out)
     action = "would rewrite" if doc["dry_run"] else "rewrote"
     lines = [s(doc["model"], "bold") + f": {action} {len(doc['rewrites'])} of {doc['flex_before']} Flex ops"
@@ -204,7 +205,7 @@ def run_verify(args, out) -> int:
             out.write(json.dumps(report) + "\n")
         where = {"original": args.model, "patched": args.patched}.get(report.get("model"),
                                                                        f"{args.model} vs {args.patched}")
-        print(f"fbtool: error: {where}: {report['error']}", file=sys.stderr)
+        error(f"{where}: {report['error']}")
         return 2
     if args.json:
         out.write(json.dumps(report) + "\n")

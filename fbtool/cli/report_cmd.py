@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import functools
 import os
-import sys
 
 from ..errors import UsageError
 from .options import count
+from .style import note
 
 
 def add_parser(sub) -> None:
@@ -49,5 +49,5 @@ def run(args, out) -> int:
 
     text = build_report(args.model, args.patched, args.subgraph, args.island, args.collapse, verify)
     write_report(args.output, text)
-    print(f"wrote {args.output}", file=sys.stderr)
+    note(f"wrote {args.output}")
     return 0

@@ -4,7 +4,19 @@ from __future__ import annotations
 import os
 import sys
 
+from ..untrusted import for_terminal
+
 _CODES = {"bold": "1", "dim": "2", "red": "31", "green": "32", "yellow": "33", "cyan": "36"}
+
+
+def error(message: str) -> None:
+    """The one line every fbtool error is: ``fbtool: error: WHAT``, names in it made terminal-safe."""
+    print(f"fbtool: error: {for_terminal(message)}", file=sys.stderr)
+
+
+def note(message: str) -> None:
+    """A line for stderr that is not an error (``wrote PATH``)."""
+    print(for_terminal(message), file=sys.stderr)
 
 
 class Style:

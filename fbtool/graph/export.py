@@ -8,6 +8,7 @@ import re
 import networkx as nx
 
 from .analysis import Island
+from ..untrusted import for_xml
 from .build import op_node
 
 FORMATS = ("dot", "graphml", "json")
@@ -34,6 +35,9 @@ def _label(data: dict) -> str:
 
 
 def _quote(text: str) -> str:
+    """A DOT string: the characters Graphviz cannot hold (NUL cut the file) or that would be invalid
+    in the SVG it writes are escaped, then quotes, backslashes and line breaks."""
+    text = for_xml(text).replace("\r", "\\x0d")
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
@@ -92,13 +96,14 @@ def _relabel(g: nx.DiGraph, flat: bool) -> nx.DiGraph:
     def value(v):
         if not flat:
             return v
-        return json.dumps(v) if isinstance(v, list) else ("" if v is None else v)
+        v = json.dumps(v) if isinstance(v, list) else ("" if v is None else v)
+        return for_xml(v) if isinstance(v, str) else v
 
     out = nx.DiGraph()
     out.graph.update({k: value(v) for k, v in g.graph.items()})
     for node, data in g.nodes(data=True):
         attrs = {k: value(v) for k, v in data.items()}
-        attrs["label"] = _label(data)
+        attrs["label"] = value(_label(data))
         if data["kind"] != "tensor":
             attrs["color"] = COLOURS.get(data["kind"], "#ffffff")
         out.add_node(_node_id(node), **attrs)

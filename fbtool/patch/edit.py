@@ -15,7 +15,7 @@ WHILE or IF calls a subgraph by their positions) and every tensor a signature na
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ..reader.model import Model
 
