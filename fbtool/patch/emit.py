@@ -11,7 +11,7 @@ import struct
 
 from ..reader.model import SCHEMA, Model
 from .edit import Edit, NewTensor, Op
-from .writer import Editor, Orig
+from .writer import Editor, Orig, SharedBytes, data_span, table_span, vector_span
 
 _CODES = SCHEMA.enums["BuiltinOperator"]
 _TYPES = SCHEMA.enums["TensorType"]
@@ -135,7 +135,10 @@ def _in_place(ed: Editor, model: Model, sg: int, op: Op, opcode_index: int) -> O
         at = orig.t.field_pos("opcode_index")
         if at is None:
             return None
-        ed.put(at, "I", opcode_index)
+        try:
+            ed.put(at, "I", opcode_index, table_span(orig.t))
+        except SharedBytes:     # another op points at this table, or something overlaps it
+            return None
     return Orig(orig.t.pos)
 
 
@@ -225,12 +228,12 @@ def _opcode(ed: Editor, builtin: str, version: int) -> int:
 
 
 def _edit_weight(ed: Editor, sg: int, index: int, shape, data) -> None:
+    """A re-laid-out weight, in place: the rules checked that only this tensor covers these bytes."""
     tensor = ed.model.subgraphs[sg].tensors[index]
     for name in ("shape", "shape_signature"):
         vec = ed.target(tensor.t, name)
         if vec is not None:
-            for i, dim in enumerate(shape):
-                ed.put(vec + 4 + 4 * i, "i", dim)
+            ed.put_bytes(vec + 4, struct.pack(f"<{len(shape)}i", *shape), vector_span(ed.model.buf, vec, 4))
     if data is not None:
-        span = ed.model.buffers[tensor.buffer].data or ed.model.buffers[tensor.buffer].external
-        ed.put_bytes(span.offset, data)
+        buf = ed.model.buffers[tensor.buffer]
+        ed.put_bytes((buf.data or buf.external).offset, data, data_span(buf.data or buf.external, not buf.data))

@@ -21,7 +21,7 @@ from .emit import emit
 from .patterns import View
 from .registry import PATTERNS, RULES
 from .rules import Context, NoRule
-from .writer import Editor, write_patched
+from .writer import Editor, SharedBytes, data_span, write_patched
 
 PENDING = {"pattern": "several ops matched as one, in a form fbtool does not match yet"}
 
@@ -151,7 +151,10 @@ def _update_min_runtime(model: Model, editor: Editor, rewrites: list[dict]) -> N
         current = model.buffer_bytes(index).split(b"\0", 1)[0].decode("ascii", "replace")
         newest = max([current, *needs], key=version_tuple)
         if newest != current and len(newest) < buf.data.size:
-            editor.put_bytes(buf.data.offset, newest.encode().ljust(buf.data.size, b"\0"))
+            try:
+                editor.put_bytes(buf.data.offset, newest.encode().ljust(buf.data.size, b"\0"), data_span(buf.data, False))
+            except SharedBytes:     # the string shares its bytes: leave it rather than change another object
+                pass
         break
 
 
@@ -163,7 +166,7 @@ def patch_model(path: str | os.PathLike, out: str | os.PathLike | None, dry_run:
     its report is not ``ok`` nothing is written and the report says why.
     """
     path = os.fspath(path)
-    with open_model(path) as model:
+    with open_model(path, coverage=True) as model:
         p = plan(model, only, skip)
         flex_before = sum(op.opcode.kind == "flex" for sg in model.subgraphs for op in sg.operators)
         doc = {"model": path, "output": None, "dry_run": dry_run, "flex_before": flex_before,

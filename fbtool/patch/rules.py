@@ -13,13 +13,20 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..reader.model import SCHEMA
+from ..reader.model import SCHEMA, coverage_of
 from .edit import Edit, NewTensor, Op
+from .writer import data_span, vector_span
 
 TENSOR_TYPE = SCHEMA.enums["TensorType"]
 PADDING = SCHEMA.enums["Padding"]
 ACTIVATION = SCHEMA.enums["ActivationFunctionType"]
 NUMPY = {"float32": np.float32, "int32": np.int32, "int64": np.int64}
+
+
+def _target(table, name: str) -> int | None:
+    """Where an offset field of an original table points, or None when absent."""
+    at = table.field_pos(name)
+    return at + int.from_bytes(table.buf[at:at + 4], "little") if at is not None else None
 
 
 class NoRule(Exception):
@@ -66,32 +73,17 @@ class Rewrite:
 class _Usage:
     readers: list          # per subgraph: Counter of tensor index -> ops reading it
     buffers: Counter       # buffer index -> tensors using it
-    shared_shapes: set     # shape vectors more than one tensor points at
-    shared_data: set       # data vectors more than one buffer points at
 
 
 _USAGE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
-def _target(table, at: int) -> int:
-    return at + int.from_bytes(table.buf[at:at + 4], "little")
-
-
 def _usage(model) -> _Usage:
     """Who uses what, counted once per model (a per-weight count would be quadratic)."""
     if model not in _USAGE:
-        seen, shared, buffers = set(), set(), Counter()
-        for sg in model.subgraphs:
-            for t in sg.tensors:
-                buffers[t.buffer] += 1
-                for name in ("shape", "shape_signature"):
-                    at = t.t.field_pos(name)
-                    if at:
-                        vec = _target(t.t, at)
-                        (shared if vec in seen else seen).add(vec)
+        buffers = Counter(t.buffer for sg in model.subgraphs for t in sg.tensors)
         readers = [Counter(i for op in sg.operators for i in set(op.inputs)) for sg in model.subgraphs]
-        spans = Counter(b.data.offset for b in model.buffers if b.data)
-        _USAGE[model] = _Usage(readers, buffers, shared, {at for at, n in spans.items() if n > 1})
+        _USAGE[model] = _Usage(readers, buffers)
     return _USAGE[model]
 
 
@@ -122,16 +114,18 @@ class Context:
 
     def sole_user(self, position: int) -> bool:
         """Whether a weight may be re-laid out in place: this op alone reads the tensor, no other
-        tensor uses its buffer, and no other tensor or buffer shares its shape vectors or its data
-        (FlatBuffers allows all of these)."""
+        tensor uses its buffer, and nothing else covers any byte of its shape vectors or its data:
+        FlatBuffers lets them be shared, or overlap another object (a bias inside a filter's bytes)."""
         ti = self.op.inputs[position]
         t = self.graph.tensors[ti]
         use = _usage(self.model)
-        shapes = [t.t.field_pos(n) for n in ("shape", "shape_signature")]
-        data = self.model.buffers[t.buffer].data
-        return (use.readers[self.subgraph][ti] == 1 and use.buffers[t.buffer] == 1
-                and ti not in self.graph.outputs and not (data and data.offset in use.shared_data)
-                and not any(_target(t.t, at) in use.shared_shapes for at in shapes if at))
+        if use.readers[self.subgraph][ti] != 1 or use.buffers[t.buffer] != 1 or ti in self.graph.outputs:
+            return False
+        coverage, buf = coverage_of(self.model), self.model.buffers[t.buffer]
+        spans = [vector_span(t.t.buf, vec, 4) for n in ("shape", "shape_signature")
+                 if (vec := _target(t.t, n)) is not None]
+        spans.append(data_span(buf.data or buf.external, not buf.data))
+        return all(coverage.exclusive(*span) for span in spans)
 
     def relaid(self, position: int, array: np.ndarray, suffix: str) -> tuple[object, list]:
         """A weight with a new layout: edited in place when this op is its sole user (same size),

@@ -20,8 +20,8 @@ import struct
 import tempfile
 
 from ..output import open_output
-from ..reader.model import SCHEMA, Model, open_model
-from ..reader.table import Table
+from ..reader.model import SCHEMA, Model, coverage_of, open_model
+from ..reader.table import Span, Table
 
 ALIGN = 64
 HEADER = 8
@@ -30,6 +30,26 @@ CHUNK = 1 << 20
 
 class Orig(int):
     """A position in the input file (new objects are addressed by output position)."""
+
+
+class SharedBytes(Exception):
+    """An in-place edit would change bytes another object (or another reference) also covers."""
+
+
+def table_span(table: Table) -> tuple[int, int]:
+    """The inline bytes of an original table: (position, position + its vtable's object size)."""
+    vt = table.pos - struct.unpack_from("<i", table.buf, table.pos)[0]
+    return table.pos, table.pos + struct.unpack_from("<H", table.buf, vt + 2)[0]
+
+
+def vector_span(buf, pos: int, elem_size: int) -> tuple[int, int]:
+    """An original vector's bytes, its length word included."""
+    return pos, pos + 4 + elem_size * struct.unpack_from("<I", buf, pos)[0]
+
+
+def data_span(span: Span, external: bool) -> tuple[int, int]:
+    """The object holding a buffer's bytes: its [ubyte] vector, or the stretch outside the flatbuffer."""
+    return (span.offset, span.offset + span.size) if external else (span.offset - 4, span.offset + span.size)
 
 
 class Editor:
@@ -53,14 +73,24 @@ class Editor:
         return Orig(at + int.from_bytes(self.model.buf[at:at + 4], "little")) if at is not None else None
 
     # -- in-place edits of the original bytes --------------------------------------------------
-    def put(self, pos: int, fmt: str, value) -> None:
-        self.put_bytes(pos, struct.pack("<" + fmt, value))
+    def put(self, pos: int, fmt: str, value, owner: tuple[int, int], shared_ok: bool = False) -> None:
+        self.put_bytes(pos, struct.pack("<" + fmt, value), owner, shared_ok)
 
-    def put_bytes(self, pos: int, data: bytes) -> None:
-        """Overwrite original bytes (flatbuffer or data stored after it), by input position."""
-        if pos < 0 or pos + len(data) > self.model.size:
-            raise ValueError("in-place edits are for the original bytes")
+    def put_bytes(self, pos: int, data: bytes, owner: tuple[int, int], shared_ok: bool = False) -> None:
+        """Overwrite original bytes (flatbuffer or data stored after it), by input position, inside
+        the object ``owner`` (its (start, end)). Raises :class:`SharedBytes` when another object
+        overlaps it or (unless ``shared_ok``: the new bytes are right for every reference) when
+        more than one reference points at it."""
+        if not owner[0] <= pos <= pos + len(data) <= owner[1] or owner[1] > self.model.size:
+            raise ValueError(f"an edit at {pos} outside its object {owner}")
+        refs = self.coverage.references(*owner)
+        if refs == 0 or (refs > 1 and not shared_ok):
+            raise SharedBytes(f"bytes {owner[0]}..{owner[1]} are shared with another object")
         self.edits[pos] = bytes(data)
+
+    @property
+    def coverage(self):
+        return coverage_of(self.model)
 
     # -- new objects, in the head ----------------------------------------------------------------
     def point(self, at: int, target: int) -> None:
@@ -159,12 +189,12 @@ class Editor:
         for b in self.model.buffers:
             if b.external:
                 table = self.model.root.get("buffers")[b.index]
-                self.put(table.field_pos("offset"), "Q", b.external.offset + shift)
+                self.put(table.field_pos("offset"), "Q", b.external.offset + shift, table_span(table), shared_ok=True)
         for sg in self.model.subgraphs:
             for op in sg.operators:
                 if op.t.get("large_custom_options_size"):
                     self.put(op.t.field_pos("large_custom_options_offset"), "Q",
-                             op.t.get("large_custom_options_offset") + shift)
+                             op.t.get("large_custom_options_offset") + shift, table_span(op.t), shared_ok=True)
 
     def trusted(self):
         """The input's verified tables where they are in the output. Sound because in-place edits

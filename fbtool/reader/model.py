@@ -14,7 +14,7 @@ from functools import cached_property
 from .. import data
 from ..errors import ModelError
 from .schema import load_schema
-from .structure import verify_buffer
+from .structure import Coverage, verify_buffer
 from .table import Span, Table
 
 SCHEMA = load_schema("tflite")
@@ -185,6 +185,7 @@ class Model:
         self.size = size
         self.flatbuffer_extent = extent   # bytes the flatbuffer itself spans
         self.structure = None             # the tables the structure check verified (a Verified)
+        self.coverage: Coverage | None = None   # the bytes each object covers, when opened with coverage=True
         self.root = Table(buf, int.from_bytes(buf[0:4], "little"), SCHEMA.tables["Model"], SCHEMA)
 
     def __enter__(self) -> "Model":
@@ -256,13 +257,31 @@ class Model:
         return self.read(span, limit) if span else b""
 
 
-def open_model(path: str | os.PathLike, verify: bool = True, trusted=None) -> Model:
+def _coverage(model: Model, spans: list) -> Coverage:
+    """The flatbuffer's objects (as the verifier saw them) and the data stored outside it."""
+    spans += [(b.external.offset, b.external.offset + b.external.size) for b in model.buffers if b.external]
+    spans += [(c.offset, c.offset + c.size) for sg in model.subgraphs for op in sg.operators
+              if (c := op.custom_options) is not None and op.t.get("large_custom_options_size")]
+    return Coverage(spans)
+
+
+def coverage_of(model: Model) -> Coverage:
+    """``model.coverage``, recorded now by one more structure walk if the model was opened without it."""
+    if model.coverage is None:
+        spans: list = []
+        verify_buffer(model.buf, SCHEMA, size=model.size, spans=spans)
+        model.coverage = _coverage(model, spans)
+    return model.coverage
+
+
+def open_model(path: str | os.PathLike, verify: bool = True, trusted=None, coverage: bool = False) -> Model:
     """Map and verify a .tflite file.
 
     The bounds part of verification (FlatBuffer structure, index ranges, data
     extents) always runs; ``verify=False`` skips the semantic part. ``trusted``
     (a :class:`~.structure.Verified`) names tables verified before, not walked again.
-    Raises :class:`ModelError` with a one-line description of the first problem.
+    ``coverage``: also record which bytes each object covers (``Model.coverage``), for
+    in-place edits. Raises :class:`ModelError` with a one-line description of the first problem.
     """
     path = os.fspath(path)
     try:
@@ -273,10 +292,10 @@ def open_model(path: str | os.PathLike, verify: bool = True, trusted=None) -> Mo
             buf = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
     except OSError as e:
         raise ModelError(e.strerror or str(e), path=path) from None
-    return model_from_buffer(buf, path, verify, trusted)
+    return model_from_buffer(buf, path, verify, trusted, coverage)
 
 
-def model_from_buffer(buf, name: str, verify: bool = True, trusted=None) -> Model:
+def model_from_buffer(buf, name: str, verify: bool = True, trusted=None, coverage: bool = False) -> Model:
     """Verify and wrap a model already in memory (``bytes``, ``mmap``): e.g. a member of an archive.
 
     The model owns ``buf``: closing the model closes an mmap.
@@ -286,10 +305,13 @@ def model_from_buffer(buf, name: str, verify: bool = True, trusted=None) -> Mode
     try:
         if len(buf) == 0:
             raise ModelError("empty file")
-        structure = verify_buffer(buf, SCHEMA, trusted=trusted)
+        spans = [] if coverage else None
+        structure = verify_buffer(buf, SCHEMA, trusted=trusted, spans=spans)
         model = Model(name, buf, len(buf), structure.extent)
         model.structure = structure
         check_bounds(model)
+        if coverage:
+            model.coverage = _coverage(model, spans)
         if verify:
             check_semantics(model)
     except ModelError as e:

@@ -12,6 +12,8 @@ work.  Weight bytes are never read: a ``[ubyte]`` vector costs one length check.
 """
 from __future__ import annotations
 
+import bisect
+import itertools
 import struct
 from typing import NamedTuple
 
@@ -48,12 +50,14 @@ def _where(path) -> str:
 class _Verifier:
     """Each check has an inline fast path; the slow path (``check``, ``offset``) names the failure."""
 
-    def __init__(self, buf, schema: Schema, limit: int):
+    def __init__(self, buf, schema: Schema, limit: int, spans: list | None = None):
         self.buf = buf
         self.n = limit
         self.schema = schema
         self.memo: dict[tuple[int, str], int] = {}
         self.extent = 0
+        self.spans = spans                  # (start, end) per object reference, when asked for
+        self.table_end: dict[int, int] = {}
 
     def fail(self, what: str, path, pos: int | None = None):
         at = f" (byte {pos:#x})" if pos is not None else ""
@@ -76,7 +80,7 @@ class _Verifier:
             self.check(at + o, 1, 1, "offset target", path)
         return at + o
 
-    def vector_len(self, pos: int, elem_size: int, path) -> int:
+    def vector_len(self, pos: int, elem_size: int, path, terminator: int = 0) -> int:
         if pos & 3 or pos + 4 > self.n:
             self.check(pos, 4, 4, "vector length", path)
         count = _U32(self.buf, pos)[0]
@@ -85,10 +89,12 @@ class _Verifier:
         end = pos + 4 + count * elem_size
         if end > self.extent:
             self.extent = end
+        if self.spans is not None:
+            self.spans.append((pos, end + terminator))
         return count
 
     def string(self, pos: int, path) -> int:
-        count = self.vector_len(pos, 1, path)
+        count = self.vector_len(pos, 1, path, terminator=1)
         end = pos + 4 + count
         if end >= self.n:
             self.check(end, 1, 1, "string terminator", path)
@@ -103,6 +109,8 @@ class _Verifier:
         key = (pos, tdef.name)
         memo = self.memo
         if key in memo:
+            if self.spans is not None:      # another reference to the same table
+                self.spans.append((pos, self.table_end[pos]))
             return memo[key]
         if depth > MAX_DEPTH:
             self.fail(f"nesting deeper than {MAX_DEPTH}", path, pos)
@@ -126,6 +134,9 @@ class _Verifier:
         end = max(pos + obj_size, vt + vt_size)
         if end > self.extent:
             self.extent = end
+        if self.spans is not None:
+            self.table_end[pos] = pos + obj_size
+            self.spans += ((pos, pos + obj_size), (vt, vt + vt_size))
         slots = unpack_vector((vt_size - 4) // 2, "H")(buf, vt + 4)
         for field_off, size in zip(slots, tdef.slot_sizes):
             if field_off and (field_off + size > obj_size or (pos + field_off) % size):
@@ -176,13 +187,15 @@ class _Verifier:
 
 
 def verify_buffer(buf, schema: Schema, size: int | None = None, check_identifier: bool = True,
-                  trusted: "Verified | None" = None) -> "Verified":
+                  trusted: "Verified | None" = None, spans: list | None = None) -> "Verified":
     """Verify ``buf[:size]`` as a root ``schema.root`` table.
 
     Returns the flatbuffer's extent (one past the last byte any verified object occupies: what
     follows it is not part of the flatbuffer: external buffers, appended zips) with the tables
     verified on the way. ``trusted``: tables already verified at these positions (a patched
-    file's original part, see fbtool.patch.writer), not walked again.
+    file's original part, see fbtool.patch.writer), not walked again. ``spans``: a list to
+    append (start, end) to for every reference to a table, vtable, vector or string (see
+    :class:`Coverage`).
     Raises :class:`ModelError` naming the first problem and where it is.
     """
     n = len(buf) if size is None else size
@@ -191,7 +204,7 @@ def verify_buffer(buf, schema: Schema, size: int | None = None, check_identifier
     ident = bytes(buf[4:8])
     if check_identifier and schema.identifier and ident != schema.identifier:
         raise ModelError(f"file identifier is {ident!r}, expected {schema.identifier!r} (not a {schema.root} file?)")
-    v = _Verifier(buf, schema, n)
+    v = _Verifier(buf, schema, n, spans)
     if trusted is not None:
         if trusted.extent > n:
             raise ModelError(f"trusted tables end at byte {trusted.extent}, past the {n}-byte file")
@@ -211,3 +224,31 @@ class Verified(NamedTuple):
     def shifted(self, by: int) -> "Verified":
         """The same tables ``by`` bytes further into a file."""
         return Verified(self.extent + by, {(pos + by, name): size for (pos, name), size in self.tables.items()})
+
+
+class Coverage:
+    """Which bytes each object of a file covers, from every reference the verifier followed.
+
+    FlatBuffers lets objects share bytes: two tensors may point at one shape vector, a bias's
+    data may start inside a filter's, a name may lie inside weights. An in-place edit is safe only
+    for bytes exactly one reference to exactly one object covers: :meth:`exclusive`.
+    """
+
+    def __init__(self, spans: list[tuple[int, int]]):
+        spans = sorted(spans)
+        self.starts = [start for start, _ in spans]
+        self.ends = [end for _, end in spans]
+        self.reach = list(itertools.accumulate(self.ends, max))   # furthest end of spans starting so far
+
+    def references(self, start: int, end: int) -> int:
+        """How many references point at the object [start, end), or 0 when another object overlaps it
+        (or it is not an object the verifier saw)."""
+        i = bisect.bisect_left(self.starts, start)
+        j = bisect.bisect_left(self.starts, max(end, start + 1))
+        if j == i or any(self.ends[k] != end for k in range(i, j)):
+            return 0
+        return j - i if i == 0 or self.reach[i - 1] <= start else 0
+
+    def exclusive(self, start: int, end: int) -> bool:
+        """Whether [start, end) is one object that one reference points at and nothing else overlaps."""
+        return self.references(start, end) == 1
