@@ -72,6 +72,7 @@ def describe(model: Model, digest: str | None = None) -> dict:
         "buffers": _buffer_totals(model),
         "largest_constants": _largest(subgraphs),
         "metadata": _metadata(model),
+        "warnings": list(model.warnings),
     }
 
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from ..errors import UsageError
 
 KINDS = {"flex": "flex-op", "custom": "custom-op", "malformed": "malformed", "runtime": "runtime-too-old",
-         "size": "too-large", "signatures": "no-signatures"}
+         "size": "too-large", "signatures": "no-signatures", "warnings": "model-warning"}
 DEFAULT_DENY = ("malformed",)
 MAX_FILE_BYTES = 64 << 20   # a policy or baseline larger than this is not one
 RUNTIME_VERSION = re.compile(r"\d{1,3}(\.\d{1,3}){0,2}")

@@ -81,6 +81,7 @@ def _describe(model: Model, target: str | None) -> dict:
         findings += [_finding("runtime-too-old", "warning", f"{op} version {v} needs TFLite {r}, newer than {target}",
                               f"{op} v{v}") for (op, v), r in needs.items()
                      if r and version_tuple(r) > version_tuple(target)]
+    findings += [_finding("model-warning", "warning", w) for w in model.warnings]
     meta = {name for name, _ in model.metadata}
     return {
         "op_counts": {**counts, "total": sum(counts.values())},

@@ -58,6 +58,11 @@ RULES = {
         "TooLarge", "Model over the size limit",
         "The model is larger than the policy's max_size_mb.",
         "Quantize or prune the model, or raise max_size_mb in the policy."),
+    "model-warning": (
+        "ModelWarning", "Model the runtime runs but that is not right",
+        "fbtool's verifier found something the TFLite runtime tolerates but that is not right: "
+        "constant data larger than its shape, a tensor produced twice, an output that is a variable...",
+        "Run `fbtool inspect MODEL` for its Warnings section; regenerate the model, or accept it in a baseline."),
     "no-signatures": (
         "NoSignatures", "Model has no signatures",
         "The policy requires signatures (require_signatures) and the model has none.",

@@ -22,7 +22,7 @@ def add_parser(sub) -> None:
     p.add_argument("paths", nargs="+", metavar="PATH")
     p.add_argument("--policy", help="TOML policy file (schemas/audit-policy.schema.json)")
     p.add_argument("--deny", help="comma-separated kinds that fail the audit: flex, custom, malformed, runtime, "
-                                  "size, signatures (malformed always fails)")
+                                  "size, signatures, warnings (malformed always fails)")
     p.add_argument("--target-runtime", help="TFLite/LiteRT runtime version you ship, e.g. 2.14")
     p.add_argument("--allow-custom", help="comma-separated custom ops your runtime registers")
     p.add_argument("--format", choices=("table", "json", "sarif"), default="table",

@@ -147,4 +147,8 @@ def render(doc: dict, s: Style, ops: bool = False, tensors: bool = False) -> lis
         for m in doc["metadata"]:
             ident = f"  ({m['identifier']})" if "identifier" in m else ""
             lines.append(f"  {m['name']}  {m['bytes']} bytes in buffer {m['buffer']}{ident}")
+    if doc["warnings"]:
+        lines.append("")
+        lines.append(s(f"Warnings ({len(doc['warnings'])}): the runtime runs this, but it is not right", "yellow"))
+        lines += [f"  {w}" for w in doc["warnings"]]
     return lines

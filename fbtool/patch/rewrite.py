@@ -52,11 +52,17 @@ def plan(model: Model, only: set[str] | None = None, skip: set[str] | None = Non
     result = Plan(Edit(model))
     allowed = lambda name: (only is None or name in only) and name not in (skip or ())  # noqa: E731
     candidates, verdicts = {}, {}
+    twice = _written_twice(model)
     for d in decoded if decoded is not None else decode_ops(model):
         op = model.subgraphs[d.subgraph].operators[d.index]
         entry = {"subgraph": d.subgraph, "index": d.index, "custom_code": d.custom_code, "tf_op": d.tf_op}
         if d.kind != "flex" or d.error:
             result.kept.append({**entry, "reason": d.error or "custom op: no rule rewrites custom ops"})
+            continue
+        touched = sorted(t for t in (*op.inputs, *op.outputs) if (d.subgraph, t) in twice)
+        if touched:
+            result.kept.append({**entry, "reason": f"tensor {touched[0]} is written by more than one op (a model "
+                                                   "warning): fbtool does not rewire around it"})
             continue
         attrs = {**((catalog.entry(d.tf_op) or {}).get("attr_defaults") or {}), **d.attrs}
         # decode_ops hands identical NodeDefs the same attrs object: a long chain of one op is judged once
@@ -95,6 +101,18 @@ def plan(model: Model, only: set[str] | None = None, skip: set[str] | None = Non
     result.rewrites = sorted(done.values(), key=lambda r: (r["subgraph"], r["index"]))
     result.kept.sort(key=lambda r: (r["subgraph"], r["index"]))
     return result
+
+
+def _written_twice(model: Model) -> set[tuple[int, int]]:
+    """(subgraph, tensor) for tensors more than one op writes: the runtime runs such models (a
+    warning), but which write a reader sees depends on op order, so no rewrite touches them."""
+    out = set()
+    for sg in model.subgraphs:
+        seen = set()
+        for op in sg.operators:
+            for t in op.outputs:
+                (out.add((sg.index, t)) if t in seen else seen.add(t))
+    return out
 
 
 def _builtin_version(text: str) -> tuple[str, int]:

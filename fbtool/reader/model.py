@@ -186,6 +186,7 @@ class Model:
         self.flatbuffer_extent = extent   # bytes the flatbuffer itself spans
         self.structure = None             # the tables the structure check verified (a Verified)
         self.coverage: Coverage | None = None   # the bytes each object covers, when opened with coverage=True
+        self.warnings: list[str] = []     # what the runtime tolerates but is not right (see checks.py)
         self.root = Table(buf, int.from_bytes(buf[0:4], "little"), SCHEMA.tables["Model"], SCHEMA)
 
     def __enter__(self) -> "Model":
@@ -195,7 +196,7 @@ class Model:
         self.close()
 
     def close(self) -> None:
-        for name in ("subgraphs", "operator_codes", "buffers"):
+        for name in ("subgraphs", "operator_codes", "buffers", "metadata", "raw_metadata"):
             self.__dict__.pop(name, None)
         if isinstance(self.buf, mmap.mmap):
             self.buf.close()
@@ -222,9 +223,15 @@ class Model:
         return out
 
     @cached_property
-    def metadata(self) -> list[tuple[str, int]]:
-        """(name, buffer index) for each Model.metadata entry."""
+    def raw_metadata(self) -> list[tuple[str, int]]:
+        """(name, buffer index) for each Model.metadata entry, as stored."""
         return [(t.get("name", ""), t.get("buffer")) for t in self.root.get("metadata", [])]
+
+    @cached_property
+    def metadata(self) -> list[tuple[str, int]]:
+        """The metadata entries whose buffer exists (the runtime ignores the others: a warning)."""
+        n = len(self.buffers)
+        return [(name, index) for name, index in self.raw_metadata if index < n]
 
     @property
     def min_runtime_version(self) -> str | None:
@@ -243,8 +250,13 @@ class Model:
         return sigs
 
     def is_constant(self, tensor: Tensor) -> bool:
-        """Whether the tensor has data in the file (buffer 0 and empty buffers mean it has none)."""
-        return bool(tensor.buffer and self.buffers[tensor.buffer].size)
+        """Whether the tensor's data is in the file: its buffer has a data vector (even an empty one,
+        a zero-element constant's) or data stored outside the flatbuffer, as the runtime decides
+        (interpreter_builder.cc ParseTensors). Buffer 0 and a buffer without data mean it has none."""
+        if not tensor.buffer:
+            return False
+        buf = self.buffers[tensor.buffer]
+        return buf.data is not None or buf.external is not None
 
     def read(self, span: Span, limit: int | None = None) -> bytes:
         """Copy out (at most ``limit`` bytes of) a span: only for small things."""
