@@ -43,10 +43,9 @@ class OpCode:
     @classmethod
     def from_table(cls, index: int, t: Table) -> "OpCode":
         code = max(t.get("deprecated_builtin_code"), t.get("builtin_code"))
-        custom = t.get("custom_code")
+        custom = t.get("custom_code")      # None when absent (the runtime refuses that), "" when empty
         if code == CUSTOM:
-            custom = custom or ""
-            kind = "flex" if custom.startswith(FLEX_PREFIX) else "custom"
+            kind = "flex" if (custom or "").startswith(FLEX_PREFIX) else "custom"
             name = custom or "CUSTOM"
         else:
             kind, name = "builtin", _BUILTIN.get(code, f"BUILTIN_{code}")
