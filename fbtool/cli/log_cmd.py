@@ -80,7 +80,8 @@ def _where(loc: dict) -> str:
 def render(doc: dict, s: Style) -> list[str]:
     if not doc["ops"]:
         return [f"{doc['source']}: no TFLite conversion problems found ({doc['lines']} lines read)"]
-    lines = [s(doc["source"], "bold") + f": {len(doc['ops'])} problem op(s)"]
+    lines = [s(doc["source"], "bold") + f": {len(doc['ops'])} problem op(s)"
+             + (f" (and at least {doc['ops_not_listed']} more not listed)" if doc["ops_not_listed"] else "")]
     colour = {"needs_flex": "yellow", "needs_custom": "red", "needs_newer_runtime": "red", "unsupported": "red"}
     for op in doc["ops"]:
         lines.append("")

@@ -1,8 +1,9 @@
 """The messages fbtool recognises, declared in one place.
 
-Each is a regular expression searched anywhere in a line (messages are often glued
-together: ``...ops_selectNode number 0 (FlexConv2D) failed to prepare.``) and the
-kind of event it is. Templates as printed by TF 1.x TOCO, the MLIR converter of TF
+Each is a finder searched anywhere in a line (messages are often glued together:
+``...ops_selectNode number 0 (FlexConv2D) failed to prepare.``) and the kind of event it
+is: a regular expression's ``finditer`` where no backtracking can make it quadratic, else
+a linear scanner of :mod:`.scan` (every finder is linear in the line: tests/test_log_hostile.py). Templates as printed by TF 1.x TOCO, the MLIR converter of TF
 2.2-2.21 (tensorflow/compiler/mlir/lite: flatbuffer_export.cc, tf_tfl_passes,
 python/convert.py) and the TFLite runtime (interpreter_builder.cc, subgraph.cc,
 delegates/flex); see shared notes and fixtures/logs for real samples.
@@ -10,16 +11,18 @@ delegates/flex); see shared notes and fixtures/logs for real samples.
 from __future__ import annotations
 
 import re
-from typing import NamedTuple
+from typing import Callable, Iterable, NamedTuple
+
+from . import scan
 
 
 class Format(NamedTuple):
     kind: str
-    pattern: re.Pattern
+    find: Callable[[str], Iterable]     # line -> matches (re.Match or dict), each read by name
 
 
 def _f(kind: str, regex: str) -> Format:
-    return Format(kind, re.compile(regex))
+    return Format(kind, re.compile(regex).finditer)
 
 
 # glog and absl prefixes in front of converter messages
@@ -32,22 +35,19 @@ PREFIXES = [
 FORMATS = [
     # one op that could not be legalized; the location precedes ": error:"
     # (TF 2.18's exception text puts "error:" before the loc(...) instead of after it)
-    _f("op_error", r"(?P<loc>(?:loc\(.*\)|\S+\.py:\d+:\d+|<unknown>:\d+))?:?\s*error:\s*(?P<loc2>loc\(.*\))?:?\s*"
-                   r"'(?P<dialect>tf|tfl)\.(?P<op>\w+)' op is neither a custom op nor a flex op"),
-    _f("error_code", r"Error code: (?P<code>ERROR_[A-Z_]+)"),
-    _f("current_op", r"see current operation: .*?\"(?P<dialect>tf|tfl)\.(?P<op>\w+)\"\(.*?\)\s*(?P<attrs>\{.*?\})?\s*:\s*"
-                     r"\((?P<operands>.*?)\)\s*->\s*\(?(?P<results>.*?)\)?\s*$"),
+    Format("op_error", scan.op_errors),
+    _f("error_code", r"Error code: (?P<code>ERROR_[A-Z_]{1,64})"),
+    Format("current_op", scan.current_op),
     _f("select_list", r"TF Select ops: (?P<ops>.+)"),
     _f("custom_list", r"Custom ops: (?P<ops>.+)"),
     _f("flex_list", r"Flex ops: (?P<ops>.+)"),
     _f("details", r"^\s*Details:\s*$"),
     _f("toco_custom", r"operators for which you will need custom implementations(?: and are not recognized by TensorFlow)?: "
-                      r"(?P<ops>.+?)\.?\s*$"),
+                      r"(?P<ops>.+)"),
     # TF 2.2-2.3: a header, then tab-indented "tf.Op {attrs}" lines, or (older) "flag): A,B." on one line
-    _f("mlir_flex_block", r"Ops that can be supported by the flex runtime.*?flag\):\s*(?P<ops>[\w, ]*)"),
-    _f("mlir_custom_block", r"Ops that need custom implementation.*?flag\):\s*(?P<ops>[\w, ]*)"),
-    _f("builtin_disabled", r"(?P<loc>loc\(.*\))?:?\s*error:\s*(?P<loc2>loc\(.*\))?:?\s*'tfl\.(?P<op>\w+)' op is a "
-                           r"TFLite builtin op but builtin emission is not enabled"),
+    Format("mlir_flex_block", scan.mlir_block("Ops that can be supported by the flex runtime")),
+    Format("mlir_custom_block", scan.mlir_block("Ops that need custom implementation")),
+    Format("builtin_disabled", lambda line: scan.op_errors(line, scan.NOT_ENABLED, ("tfl",))),
     _f("not_legalized", r"failed to legalize operation '(?P<dialect>tf|tfl)\.(?P<op>\w+)'"),
     _f("tensorlist_lowering", r"Lowering tensor list ops is failed"),
     _f("summary_table", r"Summary on the non-converted ops"),
@@ -59,8 +59,7 @@ FORMATS = [
 ]
 
 # "tf.Op(tensor<?x3xf32>, ...) -> (tensor<?xf32>) : {T = f32, device = ""}" (TF 2.5+) or "tf.Op {attrs}" (2.2-2.4)
-DETAIL_LINE = re.compile(r"^\s+tf\.(?P<op>\w+)(?:\((?P<operands>.*?)\)\s*->\s*\((?P<results>.*?)\))?\s*:?\s*"
-                         r"(?P<attrs>\{.*\})?\s*$")
+DETAIL_LINE = scan.detail_line
 # TF 2.15's table: "- tf.MatrixDeterminant:    1 occurrences  (f32: 1)"
 SUMMARY_LINE = re.compile(r"^\s*-\s+(?P<dialect>tf|tfl)\.(?P<op>\w+):\s+(?P<count>\d+) occurrences")
 

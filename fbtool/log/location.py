@@ -11,10 +11,8 @@ from __future__ import annotations
 import re
 
 from ..names import layer_of
+from .scan import py_frames, quoted_strings
 
-_QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"(?::(\d+):(\d+))?')
-# an absolute path, or a bare file name: "FlatBuffer./a/b.py:1:1" (glued text) gives /a/b.py
-_PY_FRAME = re.compile(r"(?P<file>(?:[A-Za-z]:)?[/\\][^\s:\"']+\.py|[\w-]+\.py):(?P<line>\d+):(?P<col>\d+)")
 _LIBRARY = re.compile(r"(site-packages|dist-packages)/(tensorflow|keras|tf_keras|absl)/|/lib/python3[\d.]*/[^/]+\.py$")
 _NOISE = re.compile(r"^(StatefulPartitionedCall|PartitionedCall|serving_default.*|.*:)$")
 MAX_FRAMES = 8
@@ -36,16 +34,16 @@ def parse_location(text: str) -> dict:
     nodes: list[tuple[str, str | None]] = []
     frames = []
     if text.lstrip().startswith("loc("):
-        for name, line, _ in _QUOTED.findall(text):
+        for name, line, _ in quoted_strings(text):
             if line:
                 frames.append(_frame(name, line))
             elif "@" in name:
                 nodes.append(tuple(name.split("@", 1)))
             elif not _NOISE.match(name):
                 nodes.append((name, None))
-    else:
-        for m in _PY_FRAME.finditer(text):
-            frames.append(_frame(m["file"], m["line"]))
+    else:    # an absolute path, or a bare file name: "FlatBuffer./a/b.py:1:1" (glued text) gives /a/b.py
+        for file, line in py_frames(text):
+            frames.append(_frame(file, line))
     frames.sort(key=lambda f: f["library"])
     node, function = nodes[0] if nodes else (None, None)
     layer, scope = layer_from_node(node)

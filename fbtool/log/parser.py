@@ -2,18 +2,18 @@
 from __future__ import annotations
 
 import io
-import re
 from dataclasses import dataclass, field
 from typing import IO, Iterable
 
 from ..reader.model import FLEX_PREFIX
 from .formats import DETAIL_LINE, FORMATS, GLUED, PREFIXES, SUMMARY_LINE, TRIGGER
 from .location import parse_location, signature
+from .scan import attributes, split_types
 
 MAX_LINE = 1 << 20          # longer lines are cut: a loc chain is long, not that long
 MAX_LOCATIONS = 50          # per op; the count goes on
-_TYPES_SPLIT = re.compile(r",\s*(?![^<]*>)")
-_ATTR = re.compile(r'(\w+)\s*=\s*("(?:[^"\\]|\\.)*"|\[[^\]]*\]|[^,}]+)')
+MAX_PLACES = 10_000         # distinct places remembered per op to count each once; past it, every place counts
+MAX_OPS = 10_000            # distinct ops; a log naming more (100 MB of made-up names) keeps the first ones
 _PREFIX_STARTS = frozenset("0123456789IWEF")
 CATEGORY_OF_CODE = {"ERROR_NEEDS_FLEX_OPS": "needs_flex", "ERROR_NEEDS_CUSTOM_OPS": "needs_custom"}
 
@@ -36,6 +36,9 @@ class LogOp:
         frames = {(f["file"], f["line"]) for f in loc["python"]}
         if sig in self._seen:
             return
+        if len(self._seen) >= MAX_PLACES:
+            self.count += 1
+            return
         # The exception text repeats an op located in full on stderr with a bare file:line: one of
         # the chain's frames, or a library frame that says nothing more. Same place, not another one.
         if loc["node"] is None and self.locations and (
@@ -53,11 +56,15 @@ class LogReport:
     ops: list[LogOp]
     formats: list[str]              # which kinds of message were recognised
     lines: int
+    dropped_ops: int = 0            # distinct ops past MAX_OPS, not reported
 
 
 class _Parser:
     def __init__(self):
         self.ops: dict[tuple[str, str], LogOp] = {}
+        self.by_name: dict[str, dict[str, LogOp]] = {}   # name -> category -> entry: no scan over all ops
+        self.dropped: set[str] = set()
+        self.overflow = 0
         self.formats: list[str] = []
         self.block: str | None = None       # details | mlir_flex | mlir_custom | summary
         self.block_category = "needs_flex"
@@ -68,11 +75,28 @@ class _Parser:
 
     def op(self, name: str, category: str, phase: str) -> LogOp:
         """The entry for (name, category). A per-op error starts "undetermined" until the list or
-        error code that follows says whether the op needs Flex or a custom op."""
+        error code that follows says whether the op needs Flex or a custom op. Past MAX_OPS distinct
+        names, a new name gets a throwaway entry: memory stays bounded, the report says how many."""
         key = (name, category)
-        if key not in self.ops:
-            self.ops[key] = LogOp(name, category, phase)
-        return self.ops[key]
+        entry = self.ops.get(key)
+        if entry is None:
+            entry = LogOp(name, category, phase)
+            if name not in self.by_name and len(self.by_name) >= MAX_OPS:
+                if len(self.dropped) < MAX_OPS:
+                    self.dropped.add(name)
+                else:
+                    self.overflow += 1
+                return entry
+            self._put(entry)
+        return entry
+
+    def _put(self, entry: LogOp) -> None:
+        self.ops[entry.name, entry.category] = entry
+        self.by_name.setdefault(entry.name, {})[entry.category] = entry
+
+    def _drop(self, entry: LogOp) -> None:
+        del self.ops[entry.name, entry.category]
+        del self.by_name[entry.name][entry.category]
 
     def seen(self, kind: str) -> None:
         if kind not in self.formats:
@@ -94,7 +118,7 @@ class _Parser:
         if not TRIGGER.search(line):
             return
         for fmt in FORMATS:
-            for m in fmt.pattern.finditer(line):
+            for m in fmt.find(line):
                 self.seen(fmt.kind)
                 getattr(self, "on_" + fmt.kind)(m)
 
@@ -106,7 +130,7 @@ class _Parser:
                     self.summary[m["op"]] = self.summary.get(m["op"], 0) + int(m["count"])
                 return True
             return not line.strip() or line.lstrip().startswith(("*", "-", "("))
-        m = DETAIL_LINE.match(line)
+        m = DETAIL_LINE(line)
         if not m:
             return False
         entry = self.op(m["op"], self.block_category, self.block_phase)
@@ -134,7 +158,7 @@ class _Parser:
 
     def on_current_op(self, m):
         name = m["op"] if m["dialect"] == "tf" else f"tfl.{m['op']}"
-        for entry in [e for (n, _), e in self.ops.items() if n == name]:
+        for entry in list(self.by_name.get(name, {}).values()):
             _signature(entry, m["operands"], m["results"], m["attrs"])
 
     def _list(self, m, category, phase, strip_flex=False):
@@ -217,11 +241,11 @@ class _Parser:
         """Move an entry to ``category``, merging it into one already there; return where it went."""
         if entry.category == category:
             return entry
-        del self.ops[entry.name, entry.category]
+        self._drop(entry)
         target = self.ops.get((entry.name, category))
         if target is None:
             entry.category = category
-            self.ops[entry.name, category] = entry
+            self._put(entry)
             return entry
         for loc in entry.locations:
             target.add_location(loc)
@@ -241,9 +265,9 @@ class _Parser:
         # An error no list or code classified (TF 2.2 printed none) joins the one classified entry of its op.
         for (name, category), entry in list(self.ops.items()):
             if category == "undetermined":
-                known = [e for (n, c), e in self.ops.items() if n == name and c not in ("undetermined", "unsupported")]
+                known = [c for c in self.by_name[name] if c not in ("undetermined", "unsupported")]
                 if len(known) == 1:
-                    self._recategorize(entry, known[0].category)
+                    self._recategorize(entry, known[0])
         ops = []
         for entry in self.ops.values():
             if entry.category == "undetermined":  # no list or error code said which: the allowlist decides later
@@ -255,11 +279,11 @@ class _Parser:
 
 def _signature(entry: LogOp, operands, results, attrs) -> None:
     if operands and not entry.operand_types:
-        entry.operand_types = [t.strip() for t in _TYPES_SPLIT.split(operands) if t.strip()]
+        entry.operand_types = split_types(operands)
     if results and not entry.result_types:
-        entry.result_types = [t.strip() for t in _TYPES_SPLIT.split(results) if t.strip()]
+        entry.result_types = split_types(results)
     if attrs and not entry.attrs:
-        entry.attrs = {k: v.split(" : ")[0].strip().strip('"') for k, v in _ATTR.findall(attrs[1:-1]) if k != "device"}
+        entry.attrs = attributes(attrs[:-1] if attrs.endswith("}") else attrs)
 
 
 def _lines(stream: IO[str]) -> Iterable[str]:
@@ -279,7 +303,7 @@ def parse_lines(lines: Iterable[str]) -> LogReport:
     n = 0
     for n, line in enumerate(lines, 1):
         p.feed(line)
-    return LogReport(p.finish(), p.formats, n)
+    return LogReport(p.finish(), p.formats, n, len(p.dropped) + p.overflow)
 
 
 def parse_log(stream: IO[str] | str) -> LogReport:

@@ -65,4 +65,5 @@ def describe_log(report: LogReport, source: str) -> dict:
         "formats": report.formats,
         "problems_found": bool(ops),
         "ops": ops,
+        "ops_not_listed": report.dropped_ops,
     }
