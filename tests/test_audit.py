@@ -136,8 +136,15 @@ def test_table_output_and_summary(shipped):
     assert "MALFORMED" in r.stdout and "6 model(s): 1 malformed, 1 with Flex ops, 1 with custom ops" in r.stdout
 
 
-def test_corrupt_archive_is_a_finding(tmp_path):
+def test_corrupt_archive_is_an_unreadable_finding(tmp_path):
+    """A container fbtool cannot look into is never a silent zero: a record with the reason, counted in
+    the summary, failing the audit when the policy denies "unreadable"."""
     good = _zip({"m.tflite": (FIXTURES / "builtin_mlp.tflite").read_bytes()})
     (tmp_path / "cut.zip").write_bytes(good[:-30])   # central directory cut off
     code, records, _ = audit(tmp_path)
-    assert len(records) == 1 and not records[0]["ok"] and "archive" in records[0]["error"] and code == 1
+    assert len(records) == 1 and not records[0]["ok"] and "archive" in records[0]["error"] and code == 0
+    assert [f["rule"] for f in records[0]["findings"]] == ["unreadable"]
+    code, records, _ = audit(tmp_path, "--deny", "unreadable")
+    assert code == 1 and records[0]["violation"]
+    r = run_fbtool("audit", tmp_path)
+    assert "0 model(s): 0 malformed" in r.stdout and "1 file(s) or member(s) not read" in r.stdout

@@ -191,10 +191,13 @@ def test_absolute_paths_are_file_uris(tmp_path, validator):
 
 
 def test_unreadable_archive_is_a_result(tmp_path, validator):
+    """An archive fbtool cannot read is a result of its own rule: a warning, an error once denied."""
     (tmp_path / "bad.zip").write_bytes(b"PK\x03\x04" + bytes(40))
     log = valid(to_sarif(records_for([tmp_path / "bad.zip"])), validator)
-    assert results_by_rule(log) == [("malformed", "error", None)]
-    assert log["runs"][0]["tool"]["driver"]["rules"][0]["defaultConfiguration"]["level"] == "error"
+    assert results_by_rule(log) == [("unreadable", "warning", None)]
+    assert log["runs"][0]["tool"]["driver"]["rules"][0]["defaultConfiguration"]["level"] == "warning"
+    log = valid(to_sarif(records_for([tmp_path / "bad.zip"], deny=("unreadable",))), validator)
+    assert results_by_rule(log) == [("unreadable", "error", None)]
 
 
 def test_cli_sarif(tree, validator):

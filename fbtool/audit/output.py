@@ -14,7 +14,15 @@ def _size(n: int | None) -> str:
     return f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{n / 1e3:.1f} KB"
 
 
+def unreadable(record: dict) -> bool:
+    """A container or member fbtool could not look into (not a model found broken)."""
+    return not record["ok"] and any(f["rule"] == "unreadable" for f in record["findings"])
+
+
 def table_row(record: dict, style) -> str:
+    if unreadable(record):
+        status = style("FAIL", "red") if record["violation"] else style("unread", "yellow")
+        return f"{status:<10} {record['location']}\n           {record['error']}"
     if not record.get("ok"):
         status = style("MALFORMED", "red")
         return f"{status:<10} {record['location']}\n           {record['error']}"
@@ -28,5 +36,6 @@ def table_row(record: dict, style) -> str:
 
 
 def summary(totals: dict) -> str:
+    unread = f", {totals['unreadable']} file(s) or member(s) not read" if totals["unreadable"] else ""
     return (f"{totals['models']} model(s): {totals['malformed']} malformed, {totals['flex']} with Flex ops, "
-            f"{totals['custom']} with custom ops, {totals['violations']} violating the policy")
+            f"{totals['custom']} with custom ops, {totals['violations']} violating the policy{unread}")

@@ -22,10 +22,24 @@ def _load(found: Found):
 
 
 def audit_found(found: Found, target_runtime: str | None = None) -> dict:
-    """The record of one found model; a model that cannot be read is a ``malformed`` finding."""
+    """The record of one found model; a model that cannot be read is a ``malformed`` finding, a
+    container or member fbtool could not look into an ``unreadable`` one. A model that exhausts
+    memory or recursion is malformed too: one record, and the audit goes on."""
+    try:
+        return _audit(found, target_runtime)
+    except (MemoryError, RecursionError) as e:
+        error = f"out of resources reading it ({type(e).__name__})"
+        return {"location": found.location, "size": None, "sha256": None, "ok": False, "error": error,
+                "findings": [_finding("malformed", "error", error)]}
+    finally:
+        if found.data is not None and hasattr(found.data, "close"):
+            found.data.close()
+
+
+def _audit(found: Found, target_runtime: str | None) -> dict:
     record = {"location": found.location, "size": None, "sha256": None, "ok": False, "error": found.error}
     if found.error:
-        record["findings"] = [_finding("malformed", "error", found.error)]
+        record["findings"] = [_finding(found.kind, "error" if found.kind == "malformed" else "warning", found.error)]
         return record
     try:
         buf = _load(found)

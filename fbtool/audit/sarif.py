@@ -54,6 +54,11 @@ RULES = {
         "The file is not a valid TFLite flatbuffer (or an archive member cannot be read): the runtime "
         "would refuse or misread it.",
         "Regenerate the model; `fbtool inspect MODEL` shows where the file is broken."),
+    "unreadable": (
+        "Unreadable", "Container or member fbtool could not look into",
+        "An archive, an archive member or a file could not be read (corrupt, encrypted, not a regular "
+        "file, or past fbtool's size and time budget for one file): models in it, if any, were not audited.",
+        "Check the file; deny it with --deny unreadable to make the audit fail on it."),
     "too-large": (
         "TooLarge", "Model over the size limit",
         "The model is larger than the policy's max_size_mb.",

@@ -22,7 +22,7 @@ def add_parser(sub) -> None:
     p.add_argument("paths", nargs="+", metavar="PATH")
     p.add_argument("--policy", help="TOML policy file (schemas/audit-policy.schema.json)")
     p.add_argument("--deny", help="comma-separated kinds that fail the audit: flex, custom, malformed, runtime, "
-                                  "size, signatures, warnings (malformed always fails)")
+                                  "size, signatures, warnings, unreadable (malformed always fails)")
     p.add_argument("--target-runtime", help="TFLite/LiteRT runtime version you ship, e.g. 2.14")
     p.add_argument("--allow-custom", help="comma-separated custom ops your runtime registers")
     p.add_argument("--format", choices=("table", "json", "sarif"), default="table",
@@ -54,17 +54,20 @@ def run(args, out) -> int:
 
 
 def _audit(args, policy, sink, baseline) -> dict:
-    from ..audit.output import jsonl, summary, table_row
+    from ..audit.output import jsonl, summary, table_row, unreadable
     from ..audit.run import audit_paths
 
     style = Style(sink)
     # a progress line only where it cannot interleave with a table on the same terminal
     progress = sys.stderr.isatty() and (args.format != "table" or sink is not sys.stdout or not sys.stdout.isatty())
-    totals = {"models": 0, "malformed": 0, "flex": 0, "custom": 0, "violations": 0}
+    totals = {"models": 0, "malformed": 0, "flex": 0, "custom": 0, "violations": 0, "unreadable": 0}
     records = []
     for record in audit_paths(args.paths, policy, args.jobs):
-        totals["models"] += 1
-        totals["malformed"] += not record["ok"]
+        if unreadable(record):
+            totals["unreadable"] += 1
+        else:
+            totals["models"] += 1
+            totals["malformed"] += not record["ok"]
         totals["flex"] += bool(record.get("flex_ops"))
         totals["custom"] += bool(record.get("custom_ops"))
         totals["violations"] += record["violation"]
