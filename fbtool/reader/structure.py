@@ -22,6 +22,7 @@ from .schema import Schema, TableDef
 
 MAX_DEPTH = 64
 MAX_TABLES = 1_000_000
+SHARED_CHARGE = 64     # bytes a repeated reference to a table counts for, at least (real models: a few hundred)
 _U32 = struct.Struct("<I").unpack_from
 _I32 = struct.Struct("<i").unpack_from
 _U16x2 = struct.Struct("<HH").unpack_from
@@ -111,7 +112,9 @@ class _Verifier:
         if key in memo:
             if self.spans is not None:      # another reference to the same table
                 self.spans.append((pos, self.table_end[pos]))
-            return memo[key]
+            # a shared table costs readers an object each time they meet it: charged at least
+            # SHARED_CHARGE, so 1M operators aliasing one empty table (4 MB) cannot pass as 8 MB
+            return max(memo[key], SHARED_CHARGE)
         if depth > MAX_DEPTH:
             self.fail(f"nesting deeper than {MAX_DEPTH}", path, pos)
         if len(memo) >= MAX_TABLES:

@@ -98,7 +98,7 @@ def _collapse(d: nx.DiGraph, islands: list[Island]) -> list[int]:
     """Each island of two or more ops becomes one node ``("island", k)``; returns their indices."""
     done = []
     for isl in islands:
-        members = {op_node(i) for i in isl.ops} & set(d)
+        members = {node for i in isl.ops if (node := op_node(i)) in d}
         if len(members) < 2:
             continue
         node = ("island", isl.index)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .drawing import Drawing
 from .gather import ModelFacts
-from .html import esc, kind_badge, table
+from .html import esc, kind_badge, rows_shown, table
 
 LEGEND = ('<p class="legend"><span class="swatch kind-builtin"></span>builtin '
           '<span class="swatch kind-flex"></span>Flex <span class="swatch kind-custom"></span>custom '
@@ -18,14 +18,16 @@ def _ops_table(d: Drawing, facts: ModelFacts) -> str:
     sg = facts.inspect["subgraphs"][d.subgraph]
     island_of = {i: isl.index for isl in facts.islands[d.subgraph] for i in isl.ops}
     rows = []
-    for i in d.ops:
+    shown, more = rows_shown(d.ops)
+    for i in shown:
         op = sg["operators"][i]
         rows.append(f'<tr class="op-row kind-{esc(op["kind"])}" data-index="{i}" data-kind="{esc(op["kind"])}">'
                     f'<td class="num">{i}</td><td>{esc(op["opcode"])} v{op["version"]}</td>'
                     f'<td>{kind_badge(op["kind"])}</td>'
                     f'<td>{island_of.get(i, "")}</td><td>{esc(", ".join(map(str, op["inputs"])))}</td>'
                     f'<td>{esc(", ".join(map(str, op["outputs"])))}</td></tr>')
-    return table(["op", "op type", "kind", "island", "input tensors", "output tensors"], rows, "ops op-table")
+    return table(["op", "op type", "kind", "island", "input tensors", "output tensors"], rows, "ops op-table",
+                 more=more)
 
 
 def _figure(d: Drawing, facts: ModelFacts, side: str, said: str | None) -> str:

@@ -46,11 +46,22 @@ def kind_badge(kind: str) -> str:
     return f'<span class="badge kind-{esc(kind)}">{esc(kind)}</span>'
 
 
-def table(head: list[str], rows: list[str], cls: str = "", ident: str = "") -> str:
-    """``rows`` are ready ``<tr>`` strings (their cells escaped by the caller)."""
+MAX_ROWS = 2000    # per table: a page stays readable (and small) for a model of any size
+
+
+def rows_shown(items: list) -> tuple[list, int]:
+    """The first MAX_ROWS items, and how many more there are."""
+    return items[:MAX_ROWS], max(0, len(items) - MAX_ROWS)
+
+
+def table(head: list[str], rows: list[str], cls: str = "", ident: str = "", more: int = 0) -> str:
+    """``rows`` are ready ``<tr>`` strings (their cells escaped by the caller); ``more``: rows left
+    out (see :func:`rows_shown`), said in a last row."""
     attrs = (f' class="{esc(cls)}"' if cls else "") + (f' id="{esc(ident)}"' if ident else "")
     th = "".join(f"<th>{esc(h)}</th>" for h in head)
-    return f"<table{attrs}><thead><tr>{th}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    tail = (f'<tr class="more"><td colspan="{len(head)}">&hellip; and {more} more rows: the --json output of '
+            f"fbtool inspect, flex or patch lists them all</td></tr>") if more else ""
+    return f"<table{attrs}><thead><tr>{th}</tr></thead><tbody>{''.join(rows)}{tail}</tbody></table>"
 
 
 def _asset(name: str) -> str:

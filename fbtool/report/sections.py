@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from . import changes as ch
 from .gather import ModelFacts
-from .html import attrs_text, esc, kind_badge, signed_size, size, table
+from .html import MAX_ROWS, attrs_text, esc, kind_badge, rows_shown, signed_size, size, table
 
 COUNTS = (("total", "operators"), ("builtin", "builtin"), ("flex", "Flex"), ("custom", "custom"))
 
@@ -142,16 +142,17 @@ def flex_ops(m: ModelFacts) -> str:
     if not ops:
         return ('<section id="flex-ops"><h2>Flex &amp; custom ops</h2><p class="ok">Nothing needs the Flex '
                 "delegate or a custom kernel.</p></section>")
+    shown, more = rows_shown(ops)
     rows = [f'<tr class="flex-op kind-{esc(o["kind"])}" data-subgraph="{o["subgraph"]}" data-index="{o["index"]}" '
             f'data-kind="{esc(o["kind"])}" data-tf-op="{esc(o["tf_op"])}" data-node="o{o["subgraph"]}-op{o["index"]}">'
             f'<td class="num">{o["subgraph"]}:{o["index"]}</td><td>{esc(o["custom_code"])} {kind_badge(o["kind"])}</td>'
-            f"{_op_cells(o)}<td>{_verdict(o)}</td></tr>" for o in ops]
+            f"{_op_cells(o)}<td>{_verdict(o)}</td></tr>" for o in shown]
     s = m.flex["summary"]
     lead = (f"<p>{s['flex_ops']} Flex and {s['custom_ops']} custom ops: {s['rewritable']} could become TFLite "
             f"builtins, {s['must_stay']} must stay; {s['islands']} Flex islands, {s['partitions']} Flex delegate "
             "partitions. Click a row to find the op in the graph.</p>")
     head = ["sg:op", "op", "TF op", "attributes", "layer", "island", "rewrite"]
-    body = table(head, rows, "ops", "flex-table")
+    body = table(head, rows, "ops", "flex-table", more)
     return f'<section id="flex-ops"><h2>Flex &amp; custom ops</h2>{lead}{body}</section>'
 
 
@@ -171,7 +172,7 @@ def _result(r: dict) -> str:
 
 
 def changes(a: ModelFacts, b: ModelFacts, diff: dict) -> str:
-    shown = [r for r in diff["rows"] if r["status"] != ch.UNCHANGED]
+    shown, more = rows_shown([r for r in diff["rows"] if r["status"] != ch.UNCHANGED])
     rows = []
     for r in shown:
         before, after = r["before"], r["after"]
@@ -183,7 +184,7 @@ def changes(a: ModelFacts, b: ModelFacts, diff: dict) -> str:
             f'<td>{esc(before["opcode"])} {kind_badge(before["kind"])}</td>'
             f"{_op_cells(a.flex_op(r['subgraph'], r['index']))}<td>{_result(r)}</td>"
             f'<td class="num">{"" if after is None else after["index"]}</td></tr>')
-    for op in diff["added"]:
+    for op in diff["added"][:MAX_ROWS]:
         rows.append(f'<tr class="change status-added" data-status="added" data-subgraph="{op["subgraph"]}">'
                     f'<td></td><td></td><td></td><td></td><td></td><td></td>'
                     f'<td><span class="ok">added: {esc(op["opcode"])} v{op["version"]}</span></td>'
@@ -197,7 +198,8 @@ def changes(a: ModelFacts, b: ModelFacts, diff: dict) -> str:
     if diff["subgraphs"][0] != diff["subgraphs"][1]:
         lead += f'<p class="notice">The models have {diff["subgraphs"][0]} and {diff["subgraphs"][1]} subgraphs.</p>'
     head = ["sg:op", "original op", "TF op", "attributes", "layer", "island", "in the patched model", "patched op"]
-    body = table(head, rows, "ops", "changes-table") if rows else '<p class="muted">No operator changed.</p>'
+    more += max(0, len(diff["added"]) - MAX_ROWS)
+    body = table(head, rows, "ops", "changes-table", more) if rows else '<p class="muted">No operator changed.</p>'
     return f'<section id="changes"><h2>Changes</h2>{lead}{body}</section>'
 
 
