@@ -167,3 +167,28 @@ def test_wrong_wire_types_are_proto_errors(attr_value):
     raw = _field(2, b"Op") + _field(5, _field(1, b"T") + _field(2, attr_value))
     with pytest.raises(ProtoError):
         parse_nodedef(raw)
+
+
+@given(st.binary(min_size=1, max_size=64), st.integers(1 << 16, 1 << 20))
+@settings(max_examples=20, deadline=None)
+def test_long_inputs_decode_in_linear_time(unit, size):
+    """Up to a megabyte of repeated bytes through both decoders: an error or a value, fast (the
+    FlexBuffer reader stops at 100,000 values, and charges decoded bytes against the input)."""
+    import time
+    data = (unit * (size // len(unit) + 1))[:size]
+    for decode, error in ((loads, FlexBufferError), (parse_nodedef, ProtoError)):
+        start = time.perf_counter()
+        try:
+            decode(data)
+        except error:
+            pass
+        assert time.perf_counter() - start < 5, decode.__name__
+
+
+def test_a_wide_flexbuffer_vector_stops_at_the_item_limit():
+    builder = flexbuffers.Builder()
+    with builder.Vector():
+        for i in range(150_000):
+            builder.Int(i)
+    with pytest.raises(FlexBufferError, match="more than 100000 values"):
+        loads(bytes(builder.Finish()))
