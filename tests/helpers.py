@@ -14,6 +14,18 @@ def run_fbtool(*args, env=None, timeout=60):
                           env=full_env, timeout=timeout)
 
 
+def fbtool_peak_rss(args, **run) -> tuple[subprocess.CompletedProcess, int]:
+    """Run fbtool ARGS in a process of its own; return it and its peak RSS in KB. VmHWM, not
+    ru_maxrss: Linux carries the parent's (pytest's, hundreds of MB) peak over exec into the latter."""
+    probe = ("import runpy, sys\nsys.argv = ['fbtool', *sys.argv[1:]]\n"
+             "try:\n    runpy.run_module('fbtool', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+             "hwm = next(line for line in open('/proc/self/status') if line.startswith('VmHWM'))\n"
+             "print(hwm.split()[1], file=sys.stderr)")
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    r = subprocess.run([sys.executable, "-c", probe, *map(str, args)], capture_output=True, text=True, env=env, **run)
+    return r, int(r.stderr.strip().splitlines()[-1])
+
+
 def mutated(tmp_path, fixture, change, name="bad.tflite"):
     """Write ``fixture`` re-packed through LiteRT's object API after ``change(model)``."""
     from ai_edge_litert.tools import flatbuffer_utils

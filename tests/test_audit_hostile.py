@@ -9,17 +9,15 @@ for the one file, and the audit goes on."""
 import json
 import os
 import struct
-import subprocess
-import sys
 import time
 import zipfile
 
 import pytest
 
-from conftest import FIXTURES, ROOT
+from conftest import FIXTURES
 from fbtool.audit import discover
 from fbtool.audit.discover import models_in_file
-from helpers import run_fbtool
+from helpers import fbtool_peak_rss, run_fbtool
 
 MODEL = (FIXTURES / "builtin_mlp.tflite").read_bytes()
 FAKE_HEAD = b"\x1c\x00\x00\x00TFL3"          # starts like a model: read whole
@@ -56,16 +54,12 @@ def test_a_gigabyte_member_that_starts_like_a_model_costs_its_budget_not_the_aud
         _zeros_member(z, "assets/model.tflite", 1 << 30)
     assert (tmp_path / "bomb.zip").stat().st_size < 8 << 20
     (tmp_path / "good.tflite").write_bytes(MODEL)
-    probe = ("import resource, runpy, sys; sys.argv = ['fbtool', 'audit', '--format', 'json', '--jobs', '1', sys.argv[1]]\n"
-             "try:\n    runpy.run_module('fbtool', run_name='__main__')\nexcept SystemExit:\n    pass\n"
-             "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)")
-    r = subprocess.run([sys.executable, "-c", probe, str(tmp_path)], capture_output=True, text=True,
-                       env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300)
+    r, peak = fbtool_peak_rss(["audit", "--format", "json", "--jobs", "1", tmp_path], timeout=300)
     records = {rec["location"].rsplit("/", 1)[-1]: rec for rec in map(json.loads, r.stdout.splitlines())}
     assert records["good.tflite"]["ok"]
     assert "expands past 100 times its size" in records["bomb.zip"]["error"]
     assert [f["rule"] for f in records["bomb.zip"]["findings"]] == ["unreadable"]
-    assert int(r.stderr.strip().splitlines()[-1]) < 300 * 1024, "peak RSS (KB)"
+    assert peak < 300 * 1024, "peak RSS (KB)"
 
 
 def test_overlapping_entries_are_stopped_by_the_budget(tmp_path, monkeypatch):

@@ -4,7 +4,6 @@ backtrack, memory bounded by a cap on distinct ops, and no exception on any text
 Each long-line case took seconds at 40 KB and minutes at 1 MB before the scanners of
 fbtool/log/scan.py replaced the backtracking patterns; a quadratic parser cannot meet the bound
 below, a linear one meets it a hundred times over."""
-import os
 import subprocess
 import sys
 import time
@@ -12,9 +11,9 @@ import time
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from conftest import ROOT
 from fbtool.log import parse_lines, parse_log
 from fbtool.log.parser import MAX_OPS
+from helpers import fbtool_peak_rss
 
 MB = 1 << 20
 ANCHOR = " error: 'tf.Op' op is neither a custom op nor a flex op"
@@ -58,14 +57,10 @@ def test_a_large_log_through_a_pipe_stays_small(tmp_path):
     code = ("import sys\nfor i in range(300_000):\n"
             "    sys.stdout.write(f\"loc(\\\"m/l_{i}/Op@f_{i}\\\"): error: 'tf.X{i}' op is neither a custom op nor a flex op\\n\")")
     feeder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
-    probe = ("import resource, runpy, sys; sys.argv = ['fbtool', 'log', '--json', '-']\n"
-             "try:\n    runpy.run_module('fbtool', run_name='__main__')\nexcept SystemExit:\n    pass\n"
-             "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)")
-    r = subprocess.run([sys.executable, "-c", probe], stdin=feeder.stdout, capture_output=True, text=True,
-                       env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=600)
+    r, peak = fbtool_peak_rss(["log", "--json", "-"], stdin=feeder.stdout, timeout=600)
     feeder.wait()
     assert '"ops_not_listed": ' in r.stdout
-    assert int(r.stderr.strip().splitlines()[-1]) < 150 * 1024, r.stderr[-300:]
+    assert peak < 150 * 1024, r.stderr[-300:]
 
 
 PIECES = list("loc(callsite\"at):' tf.error-> {}=,[]<>\n\tOpDetails:0123.py/")
