@@ -4,16 +4,17 @@ import json
 
 import pytest
 
+from fbtool import open_model
 from helpers import run_fbtool
 from test_patch import FLEX_PYTHON, needs_flex_runtime
 
-EQUATIONS = {   # equation: operand shapes (None: a dynamic batch), the op the Einsum becomes, the ops before it
-    "bij,bjk->bik": ([None, 3, 4], [None, 4, 5], "BATCH_MATMUL", []),          # a plain batched matmul
-    "ij,jk->ki": ([3, 4], [4, 5], "TRANSPOSE", ["BATCH_MATMUL"]),               # the product transposed
-    "abcd,cde->abe": ([2, 3, 4, 5], [4, 5, 6], "RESHAPE", ["RESHAPE", "RESHAPE", "BATCH_MATMUL"]),  # c,d merged
-    "bqhd,bkhd->bhqk": ([None, 6, 2, 4], [None, 7, 2, 4], "BATCH_MATMUL", ["TRANSPOSE", "TRANSPOSE"]),
-    "abc,cd->abd": ([None, 3, 4], [4, 6], "RESHAPE", ["RESHAPE", "BATCH_MATMUL"]),  # one -1 per RESHAPE
-    "ac,bc->ab": ([3, 4], [5, 4], "BATCH_MATMUL", []),                          # read with adj_y, no TRANSPOSE
+EQUATIONS = {   # equation: operand shapes (None: a dynamic batch), the builtins the Einsum becomes, in order
+    "bij,bjk->bik": ([None, 3, 4], [None, 4, 5], ["BATCH_MATMUL"]),                   # a plain batched matmul
+    "ij,jk->ki": ([3, 4], [4, 5], ["BATCH_MATMUL", "TRANSPOSE"]),                    # the product transposed
+    "abcd,cde->abe": ([2, 3, 4, 5], [4, 5, 6], ["RESHAPE", "RESHAPE", "BATCH_MATMUL", "RESHAPE"]),  # c,d merged
+    "bqhd,bkhd->bhqk": ([None, 6, 2, 4], [None, 7, 2, 4], ["TRANSPOSE", "TRANSPOSE", "BATCH_MATMUL"]),
+    "abc,cd->abd": ([None, 3, 4], [4, 6], ["RESHAPE", "BATCH_MATMUL", "RESHAPE"]),    # one -1 per RESHAPE
+    "ac,bc->ab": ([3, 4], [5, 4], ["BATCH_MATMUL"]),                                  # read with adj_y
 }
 
 
@@ -33,13 +34,17 @@ def _convert(equation, shapes, path):
 @pytest.mark.parametrize("equation", sorted(EQUATIONS))
 def test_einsum_lowering_is_verified(equation, tmp_path):
     src = tmp_path / "einsum.tflite"
-    *shapes, builtin, before = EQUATIONS[equation]
+    *shapes, steps = EQUATIONS[equation]
     _convert(equation, shapes, src)
     r = run_fbtool("patch", src, "-o", tmp_path / "p.tflite", "--json", "--python", FLEX_PYTHON, timeout=300)
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
     einsums = [rw for rw in doc["rewrites"] if rw["tf_op"] == "Einsum"]
     assert len(einsums) == 1 and doc["flex_after"] == 0, doc["kept"]
-    assert einsums[0]["builtin"] == builtin and [i.split()[0] for i in einsums[0].get("inserted", [])] == before
+    others = list(steps)
+    others.remove("BATCH_MATMUL")
+    assert einsums[0]["builtin"] == "BATCH_MATMUL" and [i.split()[0] for i in einsums[0].get("inserted", [])] == others
+    with open_model(tmp_path / "p.tflite") as m:        # the graph is exactly those steps, in that order
+        assert [op.opcode.name for op in m.subgraphs[0].operators] == steps
     v = doc["verification"]
     assert v["ok"] and [g["ops"] for g in v["per_op"]["groups"] if g["ok"]], v

@@ -40,6 +40,7 @@ class NewTensor:
     dtype: str
     shape: tuple[int, ...]
     data: bytes | None = None          # constant bytes (little-endian), None for activations
+    quantization: tuple[list, list, int] | None = None   # (scales, zero points, quantized dimension)
 
 
 class Unkeepable(Exception):
@@ -51,6 +52,7 @@ class SubgraphEdit:
         s = model.subgraphs[sg]
         self.ops: list[Op | None] = [Op(o.index, o.opcode_index, o.inputs, o.outputs) for o in s.operators]
         self.before: dict[int, list[Op]] = {}            # new ops run before an original one
+        self.slot: dict[Op, int] = {}                    # new op -> the original position it runs before
         self.n_tensors = len(s.tensors)
         self.tensors: list[NewTensor] = []
         signed = {t for sig in model.signatures if sig.subgraph == sg for t in (*sig.inputs.values(), *sig.outputs.values())}
@@ -104,7 +106,13 @@ class SubgraphEdit:
 
     def insert_before(self, index: int, op: Op) -> None:
         self.before.setdefault(index, []).append(op)
+        self.slot[op] = index
         self._link(op)
+
+    def drop(self, op: Op) -> None:
+        """Take out an op a rewrite inserted."""
+        self._unlink(op)
+        self.before[self.slot.pop(op)].remove(op)
 
     def replace_uses(self, old: int, new: int) -> None:
         """Every reader of tensor ``old`` reads ``new``. A pinned tensor is never given up this way."""

@@ -212,7 +212,16 @@ def _tensor(ed: Editor, t: NewTensor, buffer: int) -> int:
     fields = {"shape": None, "type": _TYPES[t.dtype.upper()], "buffer": buffer, "name": None}
     if any(d < 0 for d in t.shape):
         fields["shape_signature"] = None
+    if t.quantization is not None:
+        fields["quantization"] = None
     at, refs = ed.new_table("Tensor", fields)
+    if t.quantization is not None:
+        scales, zeros, axis = t.quantization
+        q, qrefs = ed.new_table("QuantizationParameters", {"scale": None, "zero_point": None,
+                                                           "quantized_dimension": axis})
+        ed.point(qrefs["scale"], ed.vector("f", scales))
+        ed.point(qrefs["zero_point"], ed.vector("q", zeros))
+        ed.point(refs["quantization"], q)
     ed.point(refs["shape"], ed.vector("i", [max(d, 1) for d in t.shape]))
     if "shape_signature" in refs:
         ed.point(refs["shape_signature"], ed.vector("i", t.shape))

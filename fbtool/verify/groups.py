@@ -26,6 +26,23 @@ def _fixed(model: Model, tensor) -> bool:
     return model.is_constant(tensor) or 0 in tensor.shape
 
 
+def _dequantized(model: Model, op) -> np.ndarray | None:
+    """The float32 values a DEQUANTIZE of a float16 constant gives (exact), or None: how quantized
+    models feed their weights, and the patched model may no longer compute them where they were."""
+    if op.opcode.name != "DEQUANTIZE" or len(op.inputs) != 1:
+        return None
+    t = model.subgraphs[0].tensors[op.inputs[0]]
+    if t.dtype != "float16" or not model.is_constant(t):
+        return None
+    return np.frombuffer(model.buffer_bytes(t.buffer), np.float16).reshape(t.shape).astype(np.float32)
+
+
+def half_weights(model: Model) -> bool:
+    """Whether a model stores constants as float16 behind DEQUANTIZE (float16 quantization): its
+    results, and a patch's (folded weights are rounded to float16 again), carry ~3 digits."""
+    return any(_dequantized(model, op) is not None for sg in model.subgraphs[:1] for op in sg.operators)
+
+
 def _computed(model: Model) -> set[int]:
     sg = model.subgraphs[0]
     return {t for op in sg.operators for t in op.outputs} | set(sg.inputs)
@@ -49,7 +66,8 @@ def rewrite_groups(original: Model, patched: Model) -> tuple[list[dict], dict[st
         while stack:
             t = stack.pop()
             src = producer.get(t)
-            if src is None or (t in available and t not in outs) or _fixed(original, before.tensors[t]):
+            if src is None or (t in available and t not in outs) or _fixed(original, before.tensors[t]) \
+                    or _dequantized(original, src) is not None:
                 inputs.add(t)
                 continue
             if src.opcode.kind != "flex":
@@ -76,6 +94,8 @@ def rewrite_groups(original: Model, patched: Model) -> tuple[list[dict], dict[st
                     if _fixed(original, tensor) and tensor.dtype in NUMPY:
                         constants[f"c{t}"] = np.frombuffer(original.buffer_bytes(tensor.buffer),
                                                            NUMPY[tensor.dtype]).reshape(tensor.shape)
+                    elif t not in available and producer.get(t) is not None:
+                        constants[f"c{t}"] = _dequantized(original, producer[t])
                 groups.append({"ops": ops, "inputs": sorted(inputs), "outputs": outs, "builtin": op.opcode.name,
                                "patched_index": op.index})
     return groups, constants

@@ -21,14 +21,20 @@ import numpy as np
 
 
 def interpreter(path, needs_flex, keep_all=False):
+    """An interpreter for ``path``; ``keep_all`` keeps every intermediate tensor readable, which
+    needs the default delegate (XNNPACK) off: it keeps the tensors inside its partitions to itself
+    (a DEQUANTIZE it runs reads as zeros). The Flex delegate still applies."""
     if not needs_flex:
         try:
-            from ai_edge_litert.interpreter import Interpreter
-            return Interpreter(model_path=path, experimental_preserve_all_tensors=keep_all), "ai-edge-litert"
+            from ai_edge_litert.interpreter import Interpreter, OpResolverType
+            options = {"experimental_op_resolver_type": OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES} if keep_all else {}
+            return Interpreter(model_path=path, experimental_preserve_all_tensors=keep_all, **options), "ai-edge-litert"
         except ImportError:
             pass
     import tensorflow as tf
-    return (tf.lite.Interpreter(model_path=path, experimental_preserve_all_tensors=keep_all),
+    resolver = tf.lite.experimental.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    options = {"experimental_op_resolver_type": resolver} if keep_all else {}
+    return (tf.lite.Interpreter(model_path=path, experimental_preserve_all_tensors=keep_all, **options),
             f"tensorflow {tf.__version__}")
 
 
