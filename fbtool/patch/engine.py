@@ -126,14 +126,19 @@ def plan(model: Model, only: set[str] | None = None, skip: set[str] | None = Non
 
 
 def _cancel_shape_pairs(g: Graph) -> None:
-    """A SQUEEZE straight into an EXPAND_DIMS that puts the dim back (a Conv1D's own after the one
-    before it, once what stood between them is fused away): both go, as the converter drops them."""
-    for s in [op for ops in g.ir.before.values() for op in ops if op.builtin == "SQUEEZE"]:
+    """A new RESHAPE (or SQUEEZE) straight into a new RESHAPE (or EXPAND_DIMS) that gives the shape
+    back (a Conv1D's own after the one before it, once what stood between them is fused away):
+    both go, as the converter drops them."""
+    shaping = ("RESHAPE", "SQUEEZE", "EXPAND_DIMS")
+    for s in [op for ops in g.ir.before.values() for op in ops if op.builtin in shaping]:
+        if s not in g.ir.slot:
+            continue
         readers = g.ir.readers_of(s.outputs[0])
-        if len(readers) != 1 or readers[0].builtin != "EXPAND_DIMS" or g.pinned(s.outputs[0]):
+        if len(readers) != 1 or readers[0].builtin not in shaping or g.pinned(s.outputs[0]):
             continue
         e = readers[0]
-        if e not in g.ir.slot or g.pinned(e.outputs[0]) or g.shape(e.outputs[0]) != g.shape(s.inputs[0]):
+        if e not in g.ir.slot or e.inputs[0] != s.outputs[0] or g.pinned(e.outputs[0]) \
+                or g.shape(e.outputs[0]) != g.shape(s.inputs[0]):
             continue
         g.ir.replace_uses(e.outputs[0], s.inputs[0])
         g.ir.drop(e)

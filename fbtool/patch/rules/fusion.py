@@ -278,7 +278,8 @@ def _assemble(anchor, g, taken, x, extra, dilation, flatten, shapers, out, scale
             shape = list(g.shape(x))
             shape.insert(1, 1)
             expanded = Temp(g.dtype(x), tuple(shape), f"{name}/expanded")
-            steps.append(Step("EXPAND_DIMS", 1, [x, dilation.expand.inputs[1]], [expanded]))
+            steps.append(_reshape(x, expanded, name) or Step("EXPAND_DIMS", 1, [x, dilation.expand.inputs[1]],
+                                                               [expanded]))
             x = expanded
     if flatten is not None:
         x = flatten.inputs[0]
@@ -303,12 +304,22 @@ def _assemble(anchor, g, taken, x, extra, dilation, flatten, shapers, out, scale
     for i, s in enumerate(kept):
         dest = out if i == len(kept) - 1 else Temp(g.dtype(s.outputs[0]), g.shape(s.outputs[0]), f"{name}/shaped{i}")
         if s.tf_op == "Squeeze":
-            steps.append(Step("SQUEEZE", 1, [current], [dest], ("SqueezeOptions",
-                                                                 {"squeeze_dims": s.attrs.get("squeeze_dims", [])})))
+            steps.append(_reshape(current, dest, name, g) or Step(
+                "SQUEEZE", 1, [current], [dest], ("SqueezeOptions", {"squeeze_dims": s.attrs.get("squeeze_dims", [])})))
         else:
             steps.append(Step("RESHAPE", 1, [current, s.inputs[1]], [dest]))
         current = dest
     return Rewrite(tuple(n.key for n in taken), steps, main)
+
+
+def _reshape(x, out, name: str, g: Graph | None = None) -> Step | None:
+    """A RESHAPE to ``out``'s shape, as the converter writes a Conv1D's ExpandDims and Squeeze; None
+    when the shape has two dynamic dims (EXPAND_DIMS or SQUEEZE then)."""
+    shape = list(out.shape if isinstance(out, Temp) else g.shape(out))
+    if sum(d < 0 for d in shape) > 1:
+        return None
+    return Step("RESHAPE", 1, [x, Const(np.array(shape, np.int32), f"{name}/shape")], [out],
+                ("ReshapeOptions", {"new_shape": shape}))
 
 
 def _fused_shape(g: Graph, anchor: Node, kept: list, out: int, dilation) -> tuple:
