@@ -51,8 +51,10 @@ def litert_loads(path) -> bool:
 LITERT_RUN = """
 import sys, numpy as np
 from ai_edge_litert.interpreter import Interpreter
+from ai_edge_litert.interpreter import OpResolverType
 data = np.load(sys.argv[2])
-interp = Interpreter(model_path=sys.argv[1])
+resolver = OpResolverType[sys.argv[4]] if len(sys.argv) > 4 else OpResolverType.AUTO
+interp = Interpreter(model_path=sys.argv[1], experimental_op_resolver_type=resolver)
 feeds = {k.split(":", 1)[1]: v for k, v in data.items() if k.startswith("input:")}
 out = {}
 for key in interp.get_signature_list():       # every signature, fed the arrays named like its inputs
@@ -63,13 +65,14 @@ np.savez(sys.argv[3], **out)
 """
 
 
-def run_on_litert(model, npz, out):
+def run_on_litert(model, npz, out, resolver="AUTO"):
     """Outputs of every signature of ``model`` on ai-edge-litert (no Flex delegate) for the ``input:*``
     arrays of ``npz`` (signatures' output names must differ); in a process of its own, since LiteRT
-    and TensorFlow do not share one well."""
+    and TensorFlow do not share one well. ``resolver``: an OpResolverType name (AUTO applies
+    XNNPACK, which flushes subnormal floats to zero; BUILTIN_WITHOUT_DEFAULT_DELEGATES does not)."""
     import numpy as np
 
-    r = subprocess.run([sys.executable, "-c", LITERT_RUN, str(model), str(npz), str(out)],
+    r = subprocess.run([sys.executable, "-c", LITERT_RUN, str(model), str(npz), str(out), resolver],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
     return dict(np.load(out))

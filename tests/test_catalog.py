@@ -188,8 +188,10 @@ def test_identity_is_removed_and_unknown_ops_are_refused():
     catalog = load_catalog()
     v = catalog.assess("Identity", {"T": "float32"}, [t()])
     assert v.rewritable and v.builtin is None and v.reason.startswith("delete Identity")
-    v = catalog.assess("Erf", {"T": "float32"}, [t()])
-    assert not v.rewritable and "GELU" in v.reason
+    v = catalog.assess("Erf", {"T": "float32"}, [t()])      # alone (not in GELU): decomposed
+    assert v.rewritable and v.builtin is None and v.reason.startswith("Erf -> ") and v.min_runtime == "2.2.0"
+    v = catalog.assess("Erf", {"T": "float16"}, [t("float16")])
+    assert not v.rewritable and v.reason == "T=float16 not supported by the decomposition (accepts float32)"
     v = catalog.assess("NoSuchOp", {}, [])
     assert (v.rewritable, v.reason) == (False, "not in fbtool's catalog")
     assert catalog.entry("NoSuchOp") is None and catalog.entry("AddV2")["builtin"] == "ADD"

@@ -15,6 +15,9 @@ EQUATIONS = {   # equation: operand shapes (None: a dynamic batch), the builtins
     "bqhd,bkhd->bhqk": ([None, 6, 2, 4], [None, 7, 2, 4], ["TRANSPOSE", "TRANSPOSE", "BATCH_MATMUL"]),
     "abc,cd->abd": ([None, 3, 4], [4, 6], ["RESHAPE", "BATCH_MATMUL", "RESHAPE"]),    # one -1 per RESHAPE
     "ac,bc->ab": ([3, 4], [5, 4], ["BATCH_MATMUL"]),                                  # read with adj_y
+    "ij,j->i": ([3, 4], [4], ["RESHAPE", "BATCH_MATMUL", "RESHAPE"]),                 # no free label in b
+    "bi,bi->b": ([None, 4], [None, 4], ["RESHAPE", "RESHAPE", "BATCH_MATMUL", "RESHAPE"]),   # none in either
+    "i,j->ij": ([3], [5], ["RESHAPE", "RESHAPE", "BATCH_MATMUL"]),                    # nothing contracted
 }
 
 

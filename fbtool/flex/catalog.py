@@ -146,19 +146,49 @@ class Catalog:
         if entry is None:
             return Verdict(False, None, None, None, "not in fbtool's catalog")
         builtin = entry["builtin"]
+        attrs = {**entry.get("attr_defaults", {}), **attrs}
         if builtin is None:
             if entry["rewrite"] == "remove":
                 return Verdict(True, None, None, None, f"delete {tf_op} and rewire its consumers: {entry['why_not']}")
-            if entry.get("lowering"):
-                return Verdict(True, None, None, None, f"{tf_op} -> {entry['lowering']}")
+            if "decomposition" in entry:
+                return self._decomposed(tf_op, entry["decomposition"], attrs, inputs)
             return Verdict(False, None, None, None, f"no TFLite builtin for {tf_op}: {entry['why_not']}")
-        attrs = {**entry.get("attr_defaults", {}), **attrs}
         failure = _failure(entry, attrs, inputs)
+        if failure and "decomposition" in entry:
+            fallback = self._decomposed(tf_op, entry["decomposition"], attrs, inputs)
+            return fallback if fallback.rewritable else Verdict(False, builtin, None, None, failure)
         if failure:
             return Verdict(False, builtin, None, None, failure)
         version = next((r["version"] for r in entry.get("versions", []) if _holds(r["if"], attrs, inputs)), 1)
         reason = f"{tf_op} -> {builtin} v{version}: {HOW[entry['rewrite']]}"
         return Verdict(True, builtin, version, self.min_runtime(builtin, version), reason)
+
+
+    def _decomposed(self, tf_op: str, d: dict, attrs: dict, inputs: list[TensorInfo]) -> Verdict:
+        """The verdict on a decomposition: the constraints it declares, the builtins it emits and
+        the oldest runtime that has them all, its formula and numerical contract."""
+        failure = _failure({**d, "builtin": "the decomposition"}, attrs, inputs)
+        if failure:
+            return Verdict(False, None, None, None, failure)
+        needs = [self.min_runtime(b, 1) for b in d["into"]]
+        runtime = max((n for n in needs if n), key=version_tuple, default=None)
+        return Verdict(True, None, None, runtime,
+                       f"{tf_op} -> {d['formula']} ({', '.join(d['into'])}; {contract(d)})")
+
+
+def contract(d: dict) -> str:
+    """A decomposition's numerical contract, in words."""
+    if d["error"] == "exact":
+        return "exact"
+    e = d["error"]
+    if "max_ulp" in e:
+        text = f"within {e['max_ulp']} ulp of TensorFlow"
+        if "atol" in e:
+            text += f" plus {e['atol']:g}"
+        if "xnnpack_max_ulp" in e:
+            text += f", {e['xnnpack_max_ulp']} ulp under XNNPACK"
+        return text + (" (subnormals aside)" if e.get("except") == "subnormals" else "")
+    return f"within {d['error']['rtol']:g} of the output's scale: {d['error']['note']}"
 
 
 @functools.lru_cache(maxsize=1024)

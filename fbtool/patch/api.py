@@ -94,6 +94,85 @@ class Bypass:
     op: Key
 
 
+class Build:
+    """A decomposition written as a formula: each call appends one builtin step and returns the
+    tensor it writes (a :class:`Temp` shaped by broadcasting the inputs, typed like the first one
+    unless told); :meth:`rewrite` makes the last values the op's outputs.
+
+    ``b("ADD", x, b.const(1.0))`` is ADD(x, 1) with a float32 constant like ``x``."""
+
+    def __init__(self, node: "Node", g: "Graph"):
+        self.node, self.g = node, g
+        self.steps: list[Step] = []
+        self.base = g.name(node.outputs[0])
+
+    def dtype(self, t) -> str:
+        return dtype_of(t.values) if isinstance(t, Const) else self.g.dtype(t)
+
+    def shape(self, t) -> tuple[int, ...]:
+        return tuple(np.shape(t.values)) if isinstance(t, Const) else self.g.shape(t)
+
+    def const(self, value, dtype: str | None = None, like=None) -> Const:
+        """A constant of ``dtype``, or of the dtype of ``like`` (the op's first input by default)."""
+        dtype = dtype or self.dtype(self.node.inputs[0] if like is None else like)
+        return Const(np.asarray(value, NUMPY[dtype]), f"{self.base}/c{len(self.steps)}_{dtype}")
+
+    def __call__(self, builtin: str, *inputs, version: int = 1, options=None, dtype: str | None = None,
+                 shape=None) -> Temp:
+        shape = broadcast_shape(*(self.shape(t) for t in inputs)) if shape is None else tuple(shape)
+        out = Temp(dtype or self.dtype(inputs[0]), shape, f"{self.base}/{builtin.lower()}{len(self.steps)}")
+        self.steps.append(Step(builtin, version, list(inputs), [out], options))
+        return out
+
+    def where(self, condition, a, b) -> Temp:
+        """SELECT_V2: ``a`` where ``condition`` holds, else ``b``."""
+        return self("SELECT_V2", condition, a, b, dtype=self.dtype(a))
+
+    def test(self, builtin: str, *inputs) -> Temp:
+        """A comparison or logical builtin: a bool tensor."""
+        return self(builtin, *inputs, dtype="bool")
+
+    def several(self, builtin: str, inputs: list, outputs: list[tuple[str, tuple]], options=None,
+                version: int = 1) -> list[Temp]:
+        """A step with several outputs, each given as (dtype, shape)."""
+        outs = [Temp(dtype, tuple(shape), f"{self.base}/{builtin.lower()}{len(self.steps)}_{i}")
+                for i, (dtype, shape) in enumerate(outputs)]
+        self.steps.append(Step(builtin, version, list(inputs), outs, options))
+        return outs
+
+    def rewrite(self, *results: Temp, main: int = -1) -> Rewrite:
+        """The op's outputs become ``results`` (each written by one of the steps)."""
+        swap = {id(r): out for r, out in zip(results, self.node.outputs)}
+        if len(swap) != len(self.node.outputs):
+            raise NoRule("a decomposition must give every output of the op")
+        for s in self.steps:
+            s.inputs = [swap.get(id(t), t) for t in s.inputs]
+            s.outputs = [swap.get(id(t), t) for t in s.outputs]
+        return Rewrite((self.node.key,), self.steps, main)
+
+
+def broadcast_shape(*shapes: tuple[int, ...]) -> tuple[int, ...]:
+    """numpy broadcasting of static shapes; a dynamic dimension (-1) stays dynamic unless the
+    other side has a size above 1."""
+    rank = max((len(s) for s in shapes), default=0)
+    out = []
+    for dims in zip(*[(1,) * (rank - len(s)) + tuple(s) for s in shapes]):
+        sized = {d for d in dims if d > 1}
+        if len(sized) > 1:
+            raise NoRule(f"shapes {' and '.join(map(str, shapes))} do not broadcast")
+        out.append(sized.pop() if sized else (-1 if -1 in dims else 1))
+    return tuple(out)
+
+
+def dtype_of(values) -> str:
+    """The TFLite type name of an array's dtype."""
+    kind = np.asarray(values).dtype
+    for name, numpy_type in NUMPY.items():
+        if kind == numpy_type:
+            return name
+    raise NoRule(f"no TFLite type for {kind}")
+
+
 # -- what a rule sees -------------------------------------------------------------------------------
 @dataclass
 class Node:

@@ -18,11 +18,9 @@ import numpy as np
 from ..flex.catalog import TensorInfo, load_catalog, version_tuple
 from ..flex.decode import decode_ops
 from ..reader.model import Model, coverage_of
-from .api import NUMPY, Bypass, Const, Graph, Key, NoRule, Outcome, Relaid, Rewrite, Step, Temp
+from .api import Bypass, Const, Graph, Key, NoRule, Outcome, Relaid, Rewrite, Step, Temp, dtype_of
 from .edit import Edit, NewTensor, Op
 from .writer import data_span, vector_span
-
-PENDING = "several ops matched as one, in a form fbtool does not match yet"
 
 
 @dataclass
@@ -201,18 +199,14 @@ def _single(node, g: Graph, catalog, rules: dict, allowed) -> dict[Key, Outcome]
     tf_op, verdict = node.tf_op, node.verdict
     kind = (catalog.entry(tf_op) or {}).get("rewrite")
     rule = rules.get(tf_op)
-    if not verdict.rewritable and not (kind == "pattern" and rule):
+    if not verdict.rewritable:
         raise NoRule(verdict.reason)
     if not allowed(tf_op):
         raise NoRule("left out by --only/--skip")
     if rule is None:
-        target = f"builtin {verdict.builtin}" if verdict.builtin else "a rewrite"
-        raise NoRule(f"{target} exists, but fbtool does not yet do this '{kind}' rewrite "
-                     f"({PENDING if kind == 'pattern' else kind})")
-    try:
-        result = rule.rewrite(node, g)
-    except NoRule as e:
-        raise NoRule(str(e) if verdict.rewritable else f"{verdict.reason} ({e})") from None
+        target = f"builtin {verdict.builtin}" if verdict.builtin else "a decomposition"
+        raise NoRule(f"{target} exists, but fbtool does not yet do this '{kind}' rewrite")
+    result = rule.rewrite(node, g)
     return apply_result(g, result, kind or rule.kind)
 
 
@@ -293,7 +287,7 @@ class _Materials:
         if id(t) not in self.ids:
             if isinstance(t, Const):
                 v = np.asarray(t.values)       # (ascontiguousarray would make a scalar 1-D)
-                self.ids[id(t)] = self._add(NewTensor(t.name, _dtype(v), v.shape, v.tobytes()))
+                self.ids[id(t)] = self._add(NewTensor(t.name, dtype_of(v), v.shape, v.tobytes()))
             elif isinstance(t, Temp):
                 self.ids[id(t)] = self._add(NewTensor(t.name, t.dtype, tuple(t.shape)))
             elif isinstance(t, Relaid):
@@ -359,7 +353,7 @@ class _Materials:
             self.edits.append((w.stored, new.shape, data))
             stored = w.stored
         else:
-            stored = self._add(NewTensor(name, _dtype(new), new.shape, data, quant))
+            stored = self._add(NewTensor(name, dtype_of(new), new.shape, data, quant))
         if w.dequantize is None:
             return stored
         # a DEQUANTIZE of its own, just before the rewrite; the old one goes when nothing reads it
@@ -415,13 +409,6 @@ class _PendingOp(Op):
         real = lambda t: t[0] if isinstance(t, list) else t  # noqa: E731
         self.inputs = tuple(real(t) for t in self._ins)
         self.outputs = tuple(real(t) for t in self._outs)
-
-
-def _dtype(array: np.ndarray) -> str:
-    for name, kind in NUMPY.items():
-        if array.dtype == kind:
-            return name
-    raise NoRule(f"no TFLite type for {array.dtype}")
 
 
 def _along(values: np.ndarray, axis: int, ndim: int) -> np.ndarray:

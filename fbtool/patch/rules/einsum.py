@@ -8,23 +8,31 @@ adj_x/adj_y, when that spares a TRANSPOSE), several free or contracted labels ar
 RESHAPE, and the product [batch..., free_a, free_b] is reshaped and transposed to the output
 order. Multi-head attention's equations (BTNH,BSNH->BNTS and BNTS,BSNH->BTNH) need two
 TRANSPOSEs and one BATCH_MATMUL. Dynamic dimensions (-1, a batch) are fine as long as no RESHAPE
-would need two of them.
+would need two of them. One operand (which the converter leaves Flex when it repeats a label):
+a diagonal is a GATHER on the two dimensions merged, labels the output lacks are summed (a trace
+is both), and a TRANSPOSE gives the output's order.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ..api import Const, Graph, Node, NoRule, Rewrite, Step, Temp
+from ..api import Build, Const, Graph, Node, NoRule, Rewrite, Step, Temp
 from .common import rules
 
 
-def _parse(equation: str) -> tuple[str, str, str]:
+def _parse(equation: str) -> tuple[list[str], str]:
     if "." in equation or "->" not in equation:
         raise NoRule(f"einsum '{equation}': ellipses and implicit outputs are not rewritten")
     lhs, out = equation.replace(" ", "").split("->")
     operands = lhs.split(",")
-    if len(operands) != 2:
-        raise NoRule(f"einsum '{equation}': only two-operand equations are rewritten")
+    if len(operands) > 2:
+        raise NoRule(f"einsum '{equation}': equations of more than two operands are not rewritten")
+    if len(set(out)) != len(out) or set(out) - set(lhs):
+        raise NoRule(f"einsum '{equation}': not a valid output")
+    return operands, out
+
+
+def _parse_two(equation: str, operands: list[str], out: str) -> tuple[str, str, str]:
     a, b = operands
     for labels in (a, b, out):
         if len(set(labels)) != len(labels):
@@ -91,9 +99,12 @@ def _prod(dims: dict, labels: list) -> int:
 
 def einsum(node: Node, g: Graph) -> Rewrite:
     equation = node.attrs.get("equation", "")
-    a_labels, b_labels, out = _parse(equation)
-    if g.dtype(node.inputs[0]) != "float32" or g.dtype(node.inputs[1]) != "float32":
+    operands, out = _parse(equation)
+    if any(g.dtype(t) != "float32" for t in node.inputs):
         raise NoRule("fbtool rewrites Einsum only for float32 operands")
+    if len(operands) == 1:
+        return _one_operand(node, g, operands[0], out, equation)
+    a_labels, b_labels, out = _parse_two(equation, operands, out)
     shapes = [g.shape(node.inputs[0]), g.shape(node.inputs[1])]
     if len(shapes[0]) != len(a_labels) or len(shapes[1]) != len(b_labels):
         raise NoRule(f"einsum '{equation}': operand ranks differ from the equation")
@@ -104,8 +115,6 @@ def einsum(node: Node, g: Graph) -> Rewrite:
     contracted = [c for c in a_labels if c in b_labels and c not in out]
     free_a = [c for c in a_labels if c not in b_labels]
     free_b = [c for c in b_labels if c not in a_labels]
-    if not (contracted and free_a and free_b):
-        raise NoRule(f"einsum '{equation}': not a matrix product (no contracted or free label)")
     build = _Builder(node, g)
     x, adj_x = _layout(0, a_labels, batch, free_a, contracted, build, shapes[0])
     y, adj_y = _layout(1, b_labels, batch, contracted, free_b, build, shapes[1])
@@ -126,4 +135,45 @@ def einsum(node: Node, g: Graph) -> Rewrite:
     return Rewrite((node.key,), build.steps, main)
 
 
-RULES = rules("pattern", Einsum=einsum)
+def _one_operand(node: Node, g: Graph, labels: str, out: str, equation: str) -> Rewrite:
+    """A diagonal (a label twice) by GATHER on the two dimensions merged, sums over labels the output
+    lacks, and a TRANSPOSE into the output's order."""
+    b = Build(node, g)
+    x, shape, labels = node.inputs[0], list(g.shape(node.inputs[0])), list(labels)
+    if len(shape) != len(labels):
+        raise NoRule(f"einsum '{equation}': operand rank differs from the equation")
+    while len(set(labels)) < len(labels):
+        c = next(c for c in labels if labels.count(c) > 1)
+        i, j = [k for k, d in enumerate(labels) if d == c][:2]
+        n = shape[i]
+        if labels.count(c) > 2 or n < 0 or shape[j] != n or sum(d < 0 for d in shape) > 0:
+            raise NoRule(f"einsum '{equation}': a diagonal is taken only of static, square dimensions")
+        rest = [k for k in range(len(labels)) if k not in (i, j)]
+        x = _transpose(b, x, shape, rest + [i, j])
+        x = b("RESHAPE", x, b.const([shape[k] for k in rest] + [n * n], "int32"),
+              options=("ReshapeOptions", {"new_shape": [shape[k] for k in rest] + [n * n]}),
+              shape=[shape[k] for k in rest] + [n * n])
+        shape, labels = [shape[k] for k in rest] + [n], [labels[k] for k in rest] + [c]
+        x = b("GATHER", x, b.const(np.arange(n) * (n + 1), "int32"), shape=shape,
+              options=("GatherOptions", {"axis": len(shape) - 1, "batch_dims": 0}))
+    summed = [k for k, c in enumerate(labels) if c not in out]
+    if summed:
+        kept = [k for k in range(len(labels)) if k not in summed]
+        x = b("SUM", x, b.const(summed, "int32"), options=("ReducerOptions", {"keep_dims": False}),
+              shape=[shape[k] for k in kept])
+        shape, labels = [shape[k] for k in kept], [labels[k] for k in kept]
+    x = _transpose(b, x, shape, [labels.index(c) for c in out])
+    if not b.steps:
+        raise NoRule(f"einsum '{equation}' changes nothing: an Identity")
+    return b.rewrite(x)
+
+
+def _transpose(b: Build, x, shape: list, perm: list):
+    if perm == sorted(perm):
+        return x
+    if len(perm) > 4:      # TRANSPOSE v1 handles up to 4 dims (op_version.cc)
+        raise NoRule("einsum would need a TRANSPOSE of more than 4 dimensions")
+    return b("TRANSPOSE", x, b.const(perm, "int32"), shape=[shape[p] for p in perm])
+
+
+RULES = rules("decompose", Einsum=einsum)

@@ -38,5 +38,5 @@ RULES: dict[str, Rule] = {
                               out_data_type=lambda a: dtype_code(a["DstT"])),
             Cumsum=with_options("CumsumOptions", exclusive=lambda a: bool(a.get("exclusive")),
                                 reverse=lambda a: bool(a.get("reverse")))),
-    **rules("pattern", OnesLike=ones_like),
+    **rules("decompose", OnesLike=ones_like),
 }

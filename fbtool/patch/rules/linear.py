@@ -178,4 +178,4 @@ RULES = rules(
     MatMul=matmul,
 )
 RULES.update(rules("options", BatchMatMulV2=batch_matmul, BatchMatMulV3=batch_matmul))
-RULES.update(rules("pattern", FusedBatchNormV3=lambda node, g: Rewrite((node.key,), batch_norm_steps(node, g))))
+RULES.update(rules("decompose", FusedBatchNormV3=lambda node, g: Rewrite((node.key,), batch_norm_steps(node, g))))
