@@ -113,10 +113,12 @@ def test_broadcast_rank_limit():
     assert catalog.assess("AddV2", {"T": "float32"}, [t(shape=big), t(shape=big)]).rewritable
 
 
-def test_matrix_determinant_has_no_builtin():
+def test_matrix_determinant_has_no_builtin_but_a_decomposition():
     v = load_catalog().assess("MatrixDeterminant", {"T": "float32"}, [t(shape=(2, 3, 3))])
-    assert not v.rewritable and v.builtin is None
-    assert v.reason.startswith("no TFLite builtin for MatrixDeterminant:") and "determinant" in v.reason
+    assert v.rewritable and v.builtin is None and v.min_runtime
+    assert v.reason.startswith("MatrixDeterminant -> 2x2: ad - bc") and "RESHAPE, UNPACK, MUL, SUB, ADD" in v.reason
+    v = load_catalog().assess("MatrixDeterminant", {"T": "float64"}, [t("float64", (2, 3, 3))])
+    assert not v.rewritable and v.reason == "T=float64 not supported by the decomposition (accepts float32)"
 
 
 def test_concat_needs_constant_axis():

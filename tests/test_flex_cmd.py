@@ -80,14 +80,23 @@ def test_grouped_convolution_is_not_called_rewritable(tmp_path):
     assert [k["reason"] for k in doc["kept"] if k["tf_op"] == "Conv2D"] == [conv["reason"]]
 
 
-def test_unsupported_ops_say_why_they_stay():
+def test_ops_without_a_builtin_are_decomposed():
+    """MatrixDeterminant (3x3, dynamic batch) and Roll (a tensor shift) have no builtin: both are
+    computed by a few, which flex names as patch would emit them."""
     doc = flex_doc(FIXTURES / "mixed_flex.tflite")
     reasons = {o["tf_op"]: o["reason"] for o in doc["ops"]}
     assert set(reasons) == {"MatrixDeterminant", "Roll"}
-    assert all(not o["rewritable"] and o["on_allowlist"] for o in doc["ops"])
-    assert "no TFLite builtin for MatrixDeterminant" in reasons["MatrixDeterminant"]
-    assert "no TFLite builtin for Roll" in reasons["Roll"]
+    assert all(o["rewritable"] and o["rule"] == "decompose" and o["on_allowlist"] for o in doc["ops"])
+    assert reasons["MatrixDeterminant"] == "MatrixDeterminant -> ADD v1, after RESHAPE v1, UNPACK v1, MUL v1 x9, " \
+                                           "SUB v1 x4 (decompose)"
+    assert reasons["Roll"] == "Roll -> CONCATENATION v1, after SLICE v1 x2 (decompose)"
     assert (doc["summary"]["islands"], doc["summary"]["partitions"]) == (2, 1)
+
+
+def test_unsupported_ops_say_why_they_stay():
+    doc = flex_doc(FIXTURES / "string_flex.tflite")
+    assert all(not o["rewritable"] and o["on_allowlist"] for o in doc["ops"])
+    assert all(o["reason"].startswith(f"no TFLite builtin for {o['tf_op']}: ") for o in doc["ops"])
 
 
 def test_string_model_islands_and_partitions():

@@ -30,7 +30,7 @@ EXPECTED = {
     "select_passthrough": ([], 1),          # x_out is the model input x: only a copy can write it
     "select_multi_signature": ([], 0),
     "frame_select_only": ([], 0),
-    "cond_select_only": (["MatrixDeterminant"], 0),
+    "cond_select_only": ([], 0),            # its MatrixDeterminant is decomposed
 }
 
 

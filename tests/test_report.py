@@ -203,11 +203,11 @@ def test_unpatched_ops_say_why_they_stay(tmp_path):
     """A model with nothing to rewrite comes out the same: every Flex op stays, with the patcher's reason."""
     from fbtool.patch.rewrite import patch_model
 
-    patch_model(FIXTURES / "mixed_flex.tflite", tmp_path / "same.tflite")
-    page = report(tmp_path / "r.html", FIXTURES / "mixed_flex.tflite", "--patched", tmp_path / "same.tflite")
+    patch_model(FIXTURES / "string_flex.tflite", tmp_path / "same.tflite")
+    page = report(tmp_path / "r.html", FIXTURES / "string_flex.tflite", "--patched", tmp_path / "same.tflite")
     text = page.read_text()
-    assert text.count('data-status="still flex"') == 2
-    assert "no TFLite builtin for Roll" in text and "no TFLite builtin for MatrixDeterminant" in text
+    assert text.count('data-status="still flex"') == 4
+    assert "no TFLite builtin for StringLength" in text and "no TFLite builtin for AsString" in text
     assert 'data-verification="not-run"' in text
 
 

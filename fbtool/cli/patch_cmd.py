@@ -133,6 +133,8 @@ def _print(doc: dict, args, out) -> None:
     if args.json:
         out.write(json.dumps(doc) + "\n")
         return
+    from ..patch.api import inserted_text
+
     doc = deep(doc)
     s = Style(out)
     action = "would rewrite" if doc["dry_run"] else "rewrote"
@@ -146,7 +148,9 @@ def _print(doc: dict, args, out) -> None:
         where = f"op {r['index']}" if r["subgraph"] == 0 else f"subgraph {r['subgraph']} op {r['index']}"
         if "fused_into" in r:
             continue
-        if r.get("removed"):
+        if r.get("unread"):
+            what = "removed: nothing reads it any more"
+        elif r.get("removed"):
             what = "removed, its readers read its input" + (
                 f" ({', '.join(r['inserted'])} copies it into a model output)" if r.get("inserted") else "")
         else:
@@ -155,7 +159,7 @@ def _print(doc: dict, args, out) -> None:
             if with_ops:
                 what += f", fused with op {', '.join(with_ops)} ({r['rule']})"
             if r.get("inserted"):
-                what += f", after {', '.join(r['inserted'])}"
+                what += f", after {inserted_text(r['inserted'])}"
         lines.append("  " + s(f"{where}: {r['custom_code']} -> {what}", "green"))
     for k in doc["kept"]:
         where = f"op {k['index']}" if k["subgraph"] == 0 else f"subgraph {k['subgraph']} op {k['index']}"

@@ -30,6 +30,7 @@ def _tensor_ref(sg, ti: int) -> dict:
 def _verdicts(model: Model, decoded) -> dict:
     """Per (subgraph, op) the patch planner's outcome as flex reports it: what ``fbtool patch`` will do,
     from the same plan, so "rewritable" means patch rewrites it."""
+    from ..patch.api import inserted_text
     from ..patch.rewrite import plan
 
     p = plan(model, decoded=decoded)
@@ -42,12 +43,15 @@ def _verdicts(model: Model, decoded) -> dict:
             out[key] = dict(rewritable=True, builtin=into["builtin"], version=into["version"],
                             min_runtime=into["min_runtime"], fused_into=r["fused_into"], **rule,
                             reason=f"fused into op {r['fused_into']}'s {into['builtin']} ({r['rule']})")
+        elif r.get("unread"):
+            out[key] = dict(rewritable=True, builtin=None, version=None, min_runtime=None, **rule,
+                            reason="removed: nothing reads it once the ops reading it are rewritten")
         elif r.get("removed"):
             copies = f"; {', '.join(r['inserted'])} copies it into a model output" if r.get("inserted") else ""
             out[key] = dict(rewritable=True, builtin=None, version=None, min_runtime=r["min_runtime"], **rule,
                             reason=f"removed: its readers read its input{copies}")
         else:
-            extra = f", after {', '.join(r['inserted'])}" if r.get("inserted") else ""
+            extra = f", after {inserted_text(r['inserted'])}" if r.get("inserted") else ""
             out[key] = dict(rewritable=True, builtin=r["builtin"], version=r["version"], min_runtime=r["min_runtime"],
                             **rule, reason=f"{r['tf_op']} -> {r['builtin']} v{r['version']}{extra} ({r['rule']})")
     for k in p.kept:

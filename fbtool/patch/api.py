@@ -10,6 +10,7 @@ declared result:
   :class:`Relaid` (an existing constant, maybe stored as float16 or int8 behind a DEQUANTIZE, with
   a new layout or folded values);
 - :class:`Bypass`: a pass-through op (Identity and kin) disappears, its readers read its input;
+- :class:`Remove`: ops whose results no one reads any more are deleted;
 - or it raises :class:`NoRule` saying why the op stays.
 
 :mod:`.engine` applies results (checking that no tensor is left without a writer) and records an
@@ -82,6 +83,7 @@ class Rewrite:
     ops: tuple[Key, ...]          # the original ops it computes; they go where the first of them was
     steps: list[Step]
     main: int = -1                # the step that is "the" builtin in reports (the others are listed as inserted)
+    shapes: dict = field(default_factory=dict)   # an output's shape, where the model stores none (unranked)
 
     @classmethod
     def one(cls, node: "Node", builtin: str, version: int, inputs, outputs=None, options=None) -> "Rewrite":
@@ -92,6 +94,12 @@ class Rewrite:
 @dataclass
 class Bypass:
     op: Key
+
+
+@dataclass
+class Remove:
+    """Ops that compute nothing anyone reads any more (a hash table no lookup uses): deleted."""
+    ops: tuple[Key, ...]
 
 
 class Build:
@@ -148,7 +156,9 @@ class Build:
         for s in self.steps:
             s.inputs = [swap.get(id(t), t) for t in s.inputs]
             s.outputs = [swap.get(id(t), t) for t in s.outputs]
-        return Rewrite((self.node.key,), self.steps, main)
+        shapes = {out: tuple(r.shape) for r, out in zip(results, self.node.outputs)
+                  if isinstance(r, Temp) and r.shape and not self.g.shape(out)}
+        return Rewrite((self.node.key,), self.steps, main, shapes)
 
 
 def broadcast_shape(*shapes: tuple[int, ...]) -> tuple[int, ...]:
@@ -221,6 +231,16 @@ class Graph:
         self.ir: SubgraphEdit = edit.graph(sg)
         self._flex = flex                    # original index -> (tf_op, attrs, verdict)
         self._nodes: dict[int, Node] = {}
+        self.siblings: list[Graph] = [self]  # every subgraph with Flex ops, set by the engine
+        self.known: dict[int, tuple] = {}    # shapes rewrites found for tensors stored without one
+
+    def graphs(self) -> list["Graph"]:
+        """This and the model's other subgraphs with Flex ops (a table is filled in one, read in another)."""
+        return self.siblings
+
+    def flex_nodes(self, tf_op: str) -> list[Node]:
+        """The original Flex ops of ``tf_op`` still in the graph."""
+        return [n for n in (self.at(i) for i, (op, *_) in sorted(self._flex.items()) if op == tf_op) if n is not None]
 
     # -- ops ------------------------------------------------------------------------------------
     def node(self, op: Op) -> Node:
@@ -275,7 +295,7 @@ class Graph:
             return t.dtype, tuple(t.shape), t.name
         if t < self.ir.n_tensors:
             x = self._tensors[t]
-            return x.dtype, tuple(x.shape_signature), x.name
+            return x.dtype, self.known.get(t, tuple(x.shape_signature)), x.name
         new = self.ir.tensors[t - self.ir.n_tensors]
         return new.dtype, tuple(new.shape), new.name
 
@@ -341,6 +361,24 @@ class Graph:
         zero = np.array(q.get("zero_point", ()) or [0] * scale.size, np.float32)
         return scale, zero, q.get("quantized_dimension")
 
+    def static_value(self, tensor: int, depth: int = 16) -> int | None:
+        """An integer scalar the graph computes but that can take one value only (a constant, or
+        MINIMUM/MAXIMUM of it with bounds that meet: Keras' bincount size min(max(n, V), V)), or None."""
+        lo, hi = self._bounds(tensor, depth)
+        return int(lo) if lo == hi else None
+
+    def _bounds(self, tensor: int, depth: int) -> tuple[float, float]:
+        value = self.constant(tensor)
+        if value is not None:
+            return (float(value.ravel()[0]),) * 2 if value.size == 1 and value.dtype.kind in "iu" \
+                else (-np.inf, np.inf)
+        op = self.producer(tensor)
+        if depth == 0 or op is None or op.builtin not in ("MINIMUM", "MAXIMUM") or len(op.inputs) != 2:
+            return -np.inf, np.inf
+        (lo_a, hi_a), (lo_b, hi_b) = (self._bounds(t, depth - 1) for t in op.inputs)
+        pick = max if op.builtin == "MAXIMUM" else min
+        return pick(lo_a, lo_b), pick(hi_a, hi_b)
+
     def quantization(self, tensor: int):
         """(scale, zero_point, quantized_dimension) of a quantized constant, or None."""
         return self._quantization(tensor)
@@ -360,6 +398,7 @@ class Outcome:
     inserted: list[str] = field(default_factory=list)
     reason: str | None = None
     min_runtime: str | None = None
+    unread: bool = False           # removed because nothing read it any more (not bypassed)
 
     def to_json(self) -> dict:
         """An entry of ``rewrites`` or ``kept`` in schemas/patch.schema.json."""
@@ -371,9 +410,19 @@ class Outcome:
             out["fused_into"] = self.fused_into
         if self.status == "removed":
             out["removed"] = True
+            if self.unread:
+                out["unread"] = True
         if self.inserted:
             out["inserted"] = list(self.inserted)
         return out
+
+
+def inserted_text(inserted: list[str]) -> str:
+    """"RESHAPE v1, UNPACK v1, MUL v1 x9, SUB v1 x4": the builtins inserted, counted, in order."""
+    counts: dict[str, int] = {}
+    for name in inserted:
+        counts[name] = counts.get(name, 0) + 1
+    return ", ".join(name if n == 1 else f"{name} x{n}" for name, n in counts.items())
 
 
 # -- declarations ---------------------------------------------------------------------------------

@@ -149,7 +149,7 @@ def _subgraph(ed: Editor, model: Model, edit: Edit, sg: int, entries, next_buffe
     if g.tensors:
         changes["tensors"] = None
     at, refs = ed.clone(s.t, changes)
-    entries = entries or _entries(ed, ed.target(s.t, "operators"))
+    entries = _entries(ed, ed.target(s.t, "operators")) if entries is None else entries   # [] when all went
     vec = ed.offsets_vector([e if isinstance(e, Orig) else None for e in entries])
     ed.point(refs["operators"], vec)
     for i, e in enumerate(entries):

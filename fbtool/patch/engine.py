@@ -18,9 +18,17 @@ import numpy as np
 from ..flex.catalog import TensorInfo, load_catalog, version_tuple
 from ..flex.decode import decode_ops
 from ..reader.model import Model, coverage_of
-from .api import Bypass, Const, Graph, Key, NoRule, Outcome, Relaid, Rewrite, Step, Temp, dtype_of
+from .api import Bypass, Const, Graph, Key, NoRule, Outcome, Relaid, Remove, Rewrite, Step, Temp, dtype_of
 from .edit import Edit, NewTensor, Op
 from .writer import data_span, vector_span
+
+
+PASSES = 3              # rounds of per-op rules, while a removal may yet apply (its readers went later)
+# builtins that do more than compute their outputs (state, control flow, I/O), never dropped as dead
+EFFECTS = frozenset({"CALL_ONCE", "CALL", "IF", "WHILE", "VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE",
+                     "HASHTABLE", "HASHTABLE_FIND", "HASHTABLE_IMPORT", "HASHTABLE_SIZE", "RANDOM_UNIFORM",
+                     "RANDOM_STANDARD_NORMAL", "MULTINOMIAL", "STABLEHLO_RNG_BIT_GENERATOR", "STABLEHLO_CUSTOM_CALL",
+                     "STABLEHLO_COMPOSITE", "STABLEHLO_WHILE", "STABLEHLO_CASE", "DELEGATE", "CUSTOM"})
 
 
 @dataclass
@@ -71,6 +79,8 @@ def plan(model: Model, only: set[str] | None = None, skip: set[str] | None = Non
             verdicts[vkey] = catalog.assess(d.tf_op, d.attrs, list(infos))
         flex.setdefault(d.subgraph, {})[d.index] = (d.tf_op, attrs, verdicts[vkey])
     graphs = {sg: Graph(model, edit, sg, ops) for sg, ops in flex.items()}
+    for g in graphs.values():
+        g.siblings = list(graphs.values())
     done: set[Key] = set()
 
     for pattern in PATTERNS:
@@ -93,22 +103,28 @@ def plan(model: Model, only: set[str] | None = None, skip: set[str] | None = Non
                 _record(outcomes, made)
                 done.update(made)
 
-    for sg, g in graphs.items():
-        for index in sorted(flex[sg]):
-            key = (sg, index)
-            if key in done:
-                continue
-            node = g.at(index)
-            try:
-                made = _single(node, g, catalog, RULES, allowed)
-            except NoRule as e:
-                outcomes[key].reason = str(e)
-                continue
-            _record(outcomes, made)
-            done.update(made)
+    for _ in range(PASSES):       # removals wait for what read the op to be rewritten first
+        before = len(done)
+        for sg, g in graphs.items():
+            for index in sorted(flex[sg]):
+                key = (sg, index)
+                if key in done:
+                    continue
+                node = g.at(index)
+                try:
+                    made = _single(node, g, catalog, RULES, allowed)
+                except NoRule as e:
+                    outcomes[key].reason = str(e)
+                    continue
+                _record(outcomes, made)
+                done.update(made)
+        retry = any(getattr(RULES.get(flex[k[0]][k[1]][0]), "kind", None) == "remove"
+                    for k in outcomes if k not in done and k[1] in flex.get(k[0], {}))
+        if len(done) == before or not retry:
+            break
 
     for g in graphs.values():
-        _drop_dead_dequantize(g)
+        _drop_dead(g)
         _cancel_shape_pairs(g)
     result = Plan(edit, [outcomes[k] for k in sorted(outcomes)])
     for o in result.outcomes:
@@ -143,14 +159,20 @@ def _cancel_shape_pairs(g: Graph) -> None:
         g.ir.drop(s)
 
 
-def _drop_dead_dequantize(g: Graph) -> None:
-    """Original DEQUANTIZE ops whose readers all went (their constants were folded, or dequantized
-    again where a rewrite needed them) run for no one: they go too."""
-    for index, op in enumerate(g.ir.ops):
-        if op is not None and op.builtin is None and g.node(op).builtin == "DEQUANTIZE" \
-                and not any(g.readers(t) or g.pinned(t) for t in op.outputs) \
-                and g.model.subgraphs[g.sg].operators[index].outputs and _was_read(g, index):
-            g.ir.put(index, None)
+def _drop_dead(g: Graph) -> None:
+    """Original builtins whose readers all went (a DEQUANTIZE of a constant a rewrite folded, the
+    ops computing a size a decomposition found static) run for no one: they go too, last first,
+    so what fed only them goes as well. Ops with effects stay, and so does what was dead from the
+    start."""
+    for index in reversed(range(len(g.ir.ops))):
+        op = g.ir.ops[index]
+        if op is None or op.builtin is not None:
+            continue
+        builtin = g.node(op).builtin
+        if builtin is None or builtin in EFFECTS or not op.outputs \
+                or any(g.readers(t) or g.pinned(t) for t in op.outputs) or not _was_read(g, index):
+            continue
+        g.ir.put(index, None)
 
 
 def _was_read(g: Graph, index: int) -> bool:
@@ -218,10 +240,12 @@ def _record(outcomes: dict[Key, Outcome], made: dict[Key, Outcome]) -> None:
 
 
 # -- applying a result ---------------------------------------------------------------------------------
-def apply_result(g: Graph, result: Rewrite | Bypass, rule: str) -> dict[Key, Outcome]:
+def apply_result(g: Graph, result: Rewrite | Bypass | Remove, rule: str) -> dict[Key, Outcome]:
     """Make the change a rule declared; raise NoRule (having changed nothing) when it is not sound."""
     if isinstance(result, Bypass):
         return _bypass(g, result, rule)
+    if isinstance(result, Remove):
+        return _remove(g, result, rule)
     ir, keys = g.ir, list(result.ops)
     old = [ir.ops[k[1]] for k in keys]
     if any(op is None for op in old):
@@ -237,6 +261,7 @@ def apply_result(g: Graph, result: Rewrite | Bypass, rule: str) -> dict[Key, Out
     made = _Materials(g, set(keys), first, old, outs)
     steps = [made.step(s) for s in result.steps]     # may raise NoRule: nothing changed yet
     made.commit()
+    g.known.update(result.shapes)
     for s in steps:
         s.resolve()
     for index in sorted(k[1] for k in keys):
@@ -250,6 +275,18 @@ def apply_result(g: Graph, result: Rewrite | Bypass, rule: str) -> dict[Key, Out
     for k in keys[1:]:
         outcomes[k] = Outcome(k, "", "", "fused", rule, fused_into=primary[1])
     return outcomes
+
+
+def _remove(g: Graph, result: Remove, rule: str) -> dict[Key, Outcome]:
+    keys = list(result.ops)
+    ops = [g.ir.ops[k[1]] for k in keys]
+    if any(op is None for op in ops) or any(k[0] != g.sg for k in keys):
+        raise NoRule("an op to remove is gone already, or in another subgraph")
+    if not g.only_within([t for op in ops for t in op.outputs], keys):
+        raise NoRule("what the ops compute is still read")
+    for k in keys:
+        g.ir.put(k[1], None)
+    return {k: Outcome(k, "", "", "removed", rule, unread=True) for k in keys}
 
 
 def _order(ir, op: Op) -> float:

@@ -14,7 +14,7 @@ import base64
 
 import numpy as np
 
-from ..flex.decode import nodedef_bytes
+from ..flex.decode import decode_op, nodedef_bytes
 from ..reader.model import Model
 
 NUMPY = {"float32": np.float32, "float16": np.float16, "float64": np.float64, "int8": np.int8, "uint8": np.uint8,
@@ -87,7 +87,7 @@ def rewrite_groups(original: Model, patched: Model) -> tuple[list[dict], dict[st
                 if raw is None:
                     break
                 ops.append({"index": index, "nodedef": base64.b64encode(raw).decode(), "inputs": list(src.inputs),
-                            "outputs": list(src.outputs)})
+                            "outputs": list(src.outputs), "shared_name": _shared_name(original, 0, src)})
             else:
                 for t in inputs:
                     tensor = before.tensors[t]
@@ -96,6 +96,42 @@ def rewrite_groups(original: Model, patched: Model) -> tuple[list[dict], dict[st
                                                            NUMPY[tensor.dtype]).reshape(tensor.shape)
                     elif t not in available and producer.get(t) is not None:
                         constants[f"c{t}"] = _dequantized(original, producer[t])
-                groups.append({"ops": ops, "inputs": sorted(inputs), "outputs": outs, "builtin": op.opcode.name,
-                               "patched_index": op.index})
+                group = {"ops": ops, "inputs": sorted(inputs), "outputs": outs, "builtin": op.opcode.name,
+                         "patched_index": op.index}
+                group["init"] = _table_imports(original, ops, constants)
+                groups.append(group)
     return groups, constants
+
+
+def _shared_name(model: Model, sg: int, op) -> str | None:
+    """The table a FlexHashTableV2 opens (None for any other op)."""
+    if op is None or op.opcode.custom_code != "FlexHashTableV2":
+        return None
+    d = decode_op(model, sg, op, {})
+    return None if d.error else d.attrs.get("shared_name") or None
+
+
+def _table_imports(model: Model, ops: list[dict], constants: dict) -> list[dict]:
+    """For a group that opens a hash table (HashTableV2): the LookupTableImportV2 ops that fill the
+    same table (same shared_name) in the session-initializer subgraph, with their constant keys and
+    values, so that TensorFlow finds the table filled as the model does. Their table input is the
+    group's own handle; their constants are "s<subgraph>_<tensor>"."""
+    tables = {op["shared_name"]: op for op in ops if op.get("shared_name")}
+    found = []
+    for sg in model.subgraphs if tables else ():
+        producer = {t: o for o in sg.operators for t in o.outputs}
+        for node in sg.operators:
+            if node.opcode.custom_code != "FlexLookupTableImportV2" or not node.inputs:
+                continue
+            name = _shared_name(model, sg.index, producer.get(node.inputs[0]))
+            raw = nodedef_bytes(model, node)
+            if name not in tables or raw is None or any(not _fixed(model, sg.tensors[t]) for t in node.inputs[1:]):
+                continue
+            names = [f"s{sg.index}_{t}" for t in node.inputs[1:]]
+            for t, key in zip(node.inputs[1:], names):
+                tensor = sg.tensors[t]
+                constants[key] = np.frombuffer(model.buffer_bytes(tensor.buffer),
+                                               NUMPY[tensor.dtype]).reshape(tensor.shape)
+            found.append({"nodedef": base64.b64encode(raw).decode(), "table": tables[name]["outputs"][0],
+                          "constants": names})
+    return found

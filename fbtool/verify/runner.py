@@ -184,6 +184,19 @@ def per_op(cfg, feeds, report):
             node.input.extend(names[t] for t in op["inputs"] if t >= 0)
             graph.node.append(node)
             names.update({t: f"op{op['index']}:{k}" for k, t in enumerate(op["outputs"])})
+        fills = []
+        for k, fill in enumerate(group.get("init", ())):     # a table's LookupTableImportV2, run first
+            node = node_def_pb2.NodeDef.FromString(base64.b64decode(fill["nodedef"]))
+            node.name, node.device = f"init{k}", ""
+            del node.input[:]
+            node.input.append(names[fill["table"]].split(":")[0])
+            for c in fill["constants"]:
+                const = graph.node.add(name=c, op="Const")
+                const.attr["dtype"].type = tf.as_dtype(constants[c].dtype).as_datatype_enum
+                const.attr["value"].tensor.CopyFrom(tf.make_tensor_proto(constants[c]))
+                node.input.append(f"{c}:0")
+            graph.node.append(node)
+            fills.append(node.name)
         entry = {"ops": [op["index"] for op in group["ops"]], "builtin": group["builtin"],
                  "patched_index": group["patched_index"], "max_abs": 0.0, "max_rel": 0.0,
                  "shape_equal": True, "dtype_equal": True}
@@ -191,6 +204,8 @@ def per_op(cfg, feeds, report):
             with tf.Graph().as_default() as g:
                 tf.graph_util.import_graph_def(graph, name="")
                 with tf.compat.v1.Session(graph=g) as session:
+                    if fills:
+                        session.run(fills)
                     got = session.run([names[t] for t in group["outputs"]])
         except Exception as e:  # a NodeDef TensorFlow cannot run here: reported, not fatal
             entry["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
