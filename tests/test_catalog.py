@@ -22,7 +22,7 @@ def t(dtype="float32", shape=(1, 4), const=False):
     return TensorInfo(dtype, tuple(shape), const)
 
 
-@pytest.mark.parametrize("name", ["op_catalog", "runtime_versions"])
+@pytest.mark.parametrize("name", ["op_catalog", "runtime_versions", "custom_ops"])
 def test_data_matches_schema(name):
     schema = json.loads((ROOT / "schemas" / f"{name}.schema.json").read_text())
     jsonschema.Draft202012Validator.check_schema(schema)

@@ -29,9 +29,11 @@ def table_row(record: dict, style) -> str:
     c = record["op_counts"]
     ops = f"{c['total']} ops" + (style(f", {c['flex']} flex", "yellow") if c["flex"] else "") \
         + (style(f", {c['custom']} custom", "red") if c["custom"] else "")
-    status = style("FAIL", "red") if record["violation"] else ("warn" if record["findings"] else style("ok", "green"))
+    warned = any(f["level"] != "note" for f in record["findings"])
+    status = style("FAIL", "red") if record["violation"] else ("warn" if warned else style("ok", "green"))
     line = f"{status:<10} {record['location']}  {_size(record['size'])}, {ops}, needs TFLite >= {record['required_runtime'] or '?'}"
-    details = [f"           {'x' if f['violation'] else '-'} {f['message']}" for f in record["findings"]]
+    mark = lambda f: "x" if f["violation"] else "i" if f["level"] == "note" else "-"   # noqa: E731
+    details = [f"           {mark(f)} {f['message']}" for f in record["findings"]]
     return "\n".join([line, *details])
 
 

