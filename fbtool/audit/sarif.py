@@ -141,7 +141,7 @@ def to_sarif(records: list[dict]) -> dict:
             result = {
                 "ruleId": f["rule"],
                 "ruleIndex": rule_index[f["rule"]],
-                "level": "error" if f.get("violation") else f["level"],
+                "level": "error" if f.get("violation") else "note" if f["level"] == "note" else "warning",
                 "message": {"text": f"{f['message']} (in {member})" if member else f["message"]},
                 "locations": [{"physicalLocation": {"artifactLocation": dict(artifact_location)}}],
                 "partialFingerprints": {FINGERPRINT: fingerprint(location, f["rule"], f.get("subject"))},

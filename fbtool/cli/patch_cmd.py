@@ -20,7 +20,12 @@ def add_parser(sub) -> None:
                        description="Rewrite Flex ops into TFLite builtins directly in the file; every other "
                                    "byte stays. The result is verified against the original when a runtime "
                                    "with the Flex delegate (TensorFlow <= 2.18.1) is available.")
-    p.add_argument("model")
+    p.add_argument("model", nargs="+", metavar="MODEL",
+                   help="the model; with --report-unsupported, any number of models and folders")
+    p.add_argument("--report-unsupported", action="store_true",
+                   help="plan every MODEL (folders: their .tflite files), write nothing, and count the Flex and "
+                        "custom ops that would stay, with why and what would remove them "
+                        "(--json: schemas/unsupported.schema.json)")
     p.add_argument("-o", "--output", help="patched model (required unless --dry-run or --in-place)")
     p.add_argument("--in-place", action="store_true", help="replace MODEL itself (atomically)")
     p.add_argument("--dry-run", action="store_true", help="show the plan, write nothing")
@@ -88,6 +93,12 @@ def _verifier(args):
 def run_patch(args, out) -> int:
     from ..patch.rewrite import VerificationFailed, patch_model
 
+    if args.report_unsupported:
+        return run_unsupported(args, out)
+    if len(args.model) > 1:
+        raise UsageError("patch takes one MODEL (several only with --report-unsupported)")
+    args.model = args.model[0]
+
     if args.in_place and args.output:
         raise UsageError("--in-place replaces MODEL itself: give it or -o OUT, not both")
     if args.in_place:
@@ -113,6 +124,36 @@ def run_patch(args, out) -> int:
         return 2
     _print(doc, args, out)
     return 0
+
+
+def run_unsupported(args, out) -> int:
+    from ..patch.unsupported import report_unsupported
+
+    if args.output or args.in_place or args.only or args.skip:
+        raise UsageError("--report-unsupported writes nothing and plans every rule: drop -o, --in-place, --only, --skip")
+    doc = report_unsupported(args.model)
+    if args.json:
+        out.write(json.dumps(doc) + "\n")
+    else:
+        out.write("\n".join(_unsupported_lines(deep(doc), Style(out))) + "\n")
+    for e in doc["errors"]:
+        error(f"{e['model']}: {e['error']}")
+    return 2 if doc["errors"] else 0
+
+
+def _unsupported_lines(doc: dict, s: Style) -> list[str]:
+    stock = f"; {doc['stock_custom_ops']} custom ops run on stock LiteRT" if doc["stock_custom_ops"] else ""
+    lines = [s(f"{doc['models']} model(s)", "bold") + ": "
+             + (f"{sum(o['ops'] for o in doc['ops'])} ops fbtool patch leaves" if doc["ops"] else
+                "fbtool patch leaves no Flex or custom op") + stock]
+    if doc["ops"]:
+        lines.append(f"  {'models':>6} {'ops':>6}  op")
+    for o in doc["ops"]:
+        lines.append(f"  {o['models']:>6} {o['ops']:>6}  " + s.kind(o["tf_op"], o["kind"])
+                     + f"  {o['reasons'][0]['reason']}")
+        if o.get("remedy"):
+            lines.append(f"  {'':>13}  fix: {o['remedy']}")
+    return lines
 
 
 def _rules(text: str | None, option: str) -> set[str] | None:

@@ -62,6 +62,17 @@ def _verdicts(model: Model, decoded) -> dict:
     return out
 
 
+def remedy(catalog, tf_op: str, layer: str | None) -> str | None:
+    """What would remove a Flex op no rewrite removes (the catalog's advice, naming the layer)."""
+    entry = catalog.entry(tf_op)
+    if entry is None:
+        return (f"fbtool knows no builtin form of {tf_op}: keep the Flex delegate (TensorFlow <= 2.18.1, or the "
+                "select-tf-ops library on device), or build the model without it")
+    if not entry.get("remedy"):
+        return None
+    return entry["remedy"].replace("{layer}", f"the layer '{layer}'" if layer else "the layer it comes from")
+
+
 def describe_flex(model: Model) -> dict:
     mg = build_graph(model)
     islands = {sg.index: find_islands(mg.subgraphs[sg.index]) for sg in model.subgraphs}
@@ -85,6 +96,8 @@ def describe_flex(model: Model) -> dict:
         }
         if d.error:
             entry.update(reason=f"cannot judge: {d.error}", error=d.error)
+        elif d.kind == "flex" and not entry["rewritable"] and (fix := remedy(catalog, d.tf_op, layer)):
+            entry["remedy"] = fix
         elif d.kind == "custom":
             version = op.opcode.version
             entry["stock"] = stock(d.custom_code, version)

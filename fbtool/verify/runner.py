@@ -103,11 +103,12 @@ def compare(entry, x, y):
     x, y = np.asarray(x), np.asarray(y)
     entry["shape_equal"] &= x.shape == y.shape
     entry["dtype_equal"] &= x.dtype == y.dtype
-    if x.shape == y.shape and x.dtype.kind in "fiub":
-        diff = np.abs(x.astype(np.float64) - y.astype(np.float64))
+    if x.shape == y.shape and x.dtype.kind in "fiubc":
+        wide = np.complex128 if x.dtype.kind == "c" else np.float64    # a complex error is the modulus
+        diff = np.abs(x.astype(wide) - y.astype(wide))
         entry["max_abs"] = max(entry["max_abs"], float(diff.max(initial=0)))
-        entry["max_ref"] = max(entry.get("max_ref", 0.0), float(np.abs(x.astype(np.float64)).max(initial=0)))
-        scale = np.maximum(np.abs(x.astype(np.float64)), 1e-12)
+        entry["max_ref"] = max(entry.get("max_ref", 0.0), float(np.abs(x.astype(wide)).max(initial=0)))
+        scale = np.maximum(np.abs(x.astype(wide)), 1e-12)
         entry["max_rel"] = max(entry["max_rel"], float((diff / scale).max(initial=0)))
     elif x.shape == y.shape:
         entry["max_abs"] = max(entry["max_abs"], float(not np.array_equal(x, y)))

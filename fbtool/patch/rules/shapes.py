@@ -3,7 +3,7 @@ depth. Constant operands that TFLite takes as options (ConcatV2's axis, GatherV2
 from __future__ import annotations
 
 from ...reader.model import SCHEMA
-from ..api import Graph, Node, Rewrite
+from ..api import Build, Graph, Node, NoRule, Rewrite
 from .common import catalog_builtin, constant_list, dtype_code, rules, with_options
 
 
@@ -21,6 +21,35 @@ def gather(node: Node, g: Graph) -> Rewrite:
 def _resize(table: str):
     return with_options(table, align_corners=lambda a: bool(a.get("align_corners")),
                         half_pixel_centers=lambda a: bool(a.get("half_pixel_centers")))
+
+
+def size(node: Node, g: Graph) -> Rewrite:
+    """Size(x) -> REDUCE_PROD(SHAPE(x)), as the converter lowers it."""
+    b = Build(node, g)
+    out_type = node.attrs.get("out_type", "int32")
+    dims = b("SHAPE", node.inputs[0], dtype=out_type, shape=[len(g.shape(node.inputs[0]))],
+             options=("ShapeOptions", {"out_type": dtype_code(out_type)}))
+    return b.rewrite(b("REDUCE_PROD", dims, b.const([0], "int32"), shape=[], options=("ReducerOptions", {"keep_dims": False})))
+
+
+def rfft(node: Node, g: Graph) -> Rewrite:
+    """RFFT on the last axis as RFFT2D over [1, n], as the converter does (prepare_tf.cc)."""
+    x = node.inputs[0]
+    shape = list(g.shape(x))
+    (n,) = constant_list(node, g, 1) if g.constant(node.inputs[1]) is not None and \
+        g.constant(node.inputs[1]).size == 1 else (None,)
+    if not shape or n is None or n < 2 or n & (n - 1) or shape[-1] < n:
+        raise NoRule("RFFT is rewritten for a constant power-of-two fft_length within the last dimension")
+    if sum(d < 0 for d in shape) > 1:
+        raise NoRule("RFFT: more than one dynamic dimension")
+    b = Build(node, g)
+    tall = shape[:-1] + [1, shape[-1]]
+    y = b("RESHAPE", x, b.const(tall, "int32"), shape=tall, options=("ReshapeOptions", {"new_shape": tall}))
+    spectrum = shape[:-1] + [1, n // 2 + 1]
+    y = b("RFFT2D", y, b.const([1, n], "int32"), dtype="complex64", shape=spectrum)
+    out = shape[:-1] + [n // 2 + 1]
+    return b.rewrite(b("RESHAPE", y, b.const(out, "int32"), shape=out, options=("ReshapeOptions", {"new_shape": out})),
+                     main=1)
 
 
 RULES = rules(
@@ -42,3 +71,4 @@ RULES = rules(
     ConcatV2=concat,
     GatherV2=gather,
 )
+RULES.update(rules("decompose", Size=size, RFFT=rfft))
