@@ -116,7 +116,9 @@ def test_the_packages_as_downloaded_audit_cleanly():
     from fetch_corpus import resolve_cache_dir
 
     manifest = load_manifest()
-    downloads = [resolve_cache_dir() / "downloads" / p["file"] for p in manifest["packages"]]
+    # npm tarballs are left out: audit does not read tar archives yet (issue 16)
+    downloads = [resolve_cache_dir() / "downloads" / p["file"] for p in manifest["packages"]
+                 if p.get("registry") != "npm"]
     present = [d for d in downloads if d.exists()]
     r = run_fbtool("audit", "--format", "json", *present, timeout=900)
     assert r.returncode == 0, r.stderr
